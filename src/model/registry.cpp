@@ -1,0 +1,1 @@
+// Placeholder so the layer library has a source; replaced by the real implementation.
