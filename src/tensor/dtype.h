@@ -28,7 +28,7 @@ enum class DType : uint32_t {
 
 struct DTypeInfo {
   DType type;
-  std::string_view name;  // "f32", "q4_0", ... (lower case, as llama.cpp prints them)
+  std::string_view name;  // "f32", "q4_0", "q4_K", ... exactly as ggml's type names
   int64_t block_size;     // elements per block (1 for plain float types)
   size_t block_bytes;     // bytes per block
 };
@@ -38,16 +38,22 @@ std::optional<DType> dtype_from_id(uint32_t id) noexcept;
 // Case-insensitive lookup by name ("q4_0", "Q4_0", "f16"); nullopt if unknown.
 std::optional<DType> dtype_from_name(std::string_view name) noexcept;
 const DTypeInfo& dtype_info(DType type) noexcept;
-inline std::string_view dtype_name(DType type) noexcept { return dtype_info(type).name; }
+inline std::string_view dtype_name(DType type) noexcept {
+  return dtype_info(type).name;
+}
 
 // Bytes of a row of n elements; nullopt when n is not a multiple of the block size or on overflow.
 std::optional<uint64_t> row_bytes(DType type, uint64_t n) noexcept;
 
-// Scalar reference conversions of one row of n elements (n a multiple of the block size).
-// These are the specification that every SIMD/GPU kernel is tested against.
+// Scalar reference conversions of one row of n elements; Error(kInvalidArgument) when n is not a
+// multiple of the block size. These are the specification every SIMD/GPU kernel is tested against.
+// Quantized data is read through the block structs of tensor/blocks.h, so src/dst need the block's
+// alignment (2 bytes; 4 for Q8_K). Typed per-format functions and the Q8_1 activation format are
+// in tensor/quants.h.
 void dequantize_row(DType type, const void* src, float* dst, int64_t n);
 // Throws Error(kUnsupported) for a type without a quantizer (see can_quantize).
 void quantize_row(DType type, const float* src, void* dst, int64_t n);
+// True for F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q8_K.
 bool can_quantize(DType type) noexcept;
 
 }  // namespace luzao
