@@ -90,7 +90,8 @@ struct DeviceInfo {
   uint64_t memory_bytes = 0;
 };
 
-// Runs ops in order on one device. Host-side index spans (ids, positions, block tables) are
+// Runs ops in order on one device. For the element-wise ops, rms_norm and rope, `out` may be the
+// very same view as an input (in-place); partial overlaps are not allowed. Host-side index spans (ids, positions, block tables) are
 // read before the call returns; tensors must stay valid until synchronize() returns.
 class Stream {
  public:

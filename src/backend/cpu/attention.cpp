@@ -1,0 +1,111 @@
+// cpu attention over the paged KV cache: one work item per (query row, head), scores in F32 with
+// a max-subtracted softmax. With an F16 K cache the query is rounded to F16 before the dot, as in
+// llama.cpp (F16 is the activation format of F16 weights there).
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cpu/cpu_ops.h"
+#include "core/half.h"
+
+namespace luzao::cpu {
+namespace {
+
+float dot_f32_f32(const float* q, const std::byte* k, int n) {
+  const auto* kf = reinterpret_cast<const float*>(k);
+  float acc[8] = {};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int l = 0; l < 8; ++l) acc[l] += q[i + l] * kf[i + l];
+  }
+  float s = 0.0f;
+  for (; i < n; ++i) s += q[i] * kf[i];
+  for (float v : acc) s += v;
+  return s;
+}
+
+// q already holds F16-rounded values widened back to F32.
+float dot_f32_f16(const float* q, const std::byte* k, int n) {
+  const auto* kh = reinterpret_cast<const uint16_t*>(k);
+  float acc[8] = {};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int l = 0; l < 8; ++l) acc[l] += q[i + l] * fp16_to_f32(kh[i + l]);
+  }
+  float s = 0.0f;
+  for (; i < n; ++i) s += q[i] * fp16_to_f32(kh[i]);
+  for (float v : acc) s += v;
+  return s;
+}
+
+void axpy(float p, const std::byte* v, DType type, int n, float* acc) {
+  if (type == DType::kF32) {
+    const auto* vf = reinterpret_cast<const float*>(v);
+    for (int j = 0; j < n; ++j) acc[j] += p * vf[j];
+  } else {
+    const auto* vh = reinterpret_cast<const uint16_t*>(v);
+    for (int j = 0; j < n; ++j) acc[j] += p * fp16_to_f32(vh[j]);
+  }
+}
+
+}  // namespace
+
+void attention(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p) {
+  const int64_t rows = a.q.rows;
+  const int hd = p.head_dim;
+  const int group = p.n_heads / p.n_kv_heads;
+  const size_t k_elem = a.k.dtype == DType::kF32 ? 4 : 2;
+  const size_t v_elem = a.v.dtype == DType::kF32 ? 4 : 2;
+  const int64_t units = rows * p.n_heads;
+  const int64_t grain = std::max<int64_t>(1, units / (static_cast<int64_t>(ctx.pool.size()) * 8));
+
+  ctx.pool.parallel_for_dynamic(units, grain, [&](int64_t begin, int64_t end, int thread) {
+    Scratch& scratch = ctx.per_thread[static_cast<size_t>(thread)];
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t r = u / p.n_heads;
+      const int h = static_cast<int>(u % p.n_heads);
+      const int kvh = h / group;
+      const int32_t seq = p.token_seq[static_cast<size_t>(r)];
+      const int32_t pos = p.token_pos[static_cast<size_t>(r)];
+      const int32_t* pages = p.block_table.data() + static_cast<size_t>(seq) * p.max_blocks;
+
+      float* buf =
+          scratch.get_as<float>(static_cast<size_t>(pos) + 1 + 2 * static_cast<size_t>(hd));
+      float* scores = buf;
+      float* qh = buf + pos + 1;
+      float* acc = qh + hd;
+
+      const float* q = a.q.f32(r) + static_cast<int64_t>(h) * hd;
+      for (int j = 0; j < hd; ++j) {
+        qh[j] = a.k.dtype == DType::kF16 ? fp16_to_f32(fp32_to_fp16(q[j])) : q[j];
+      }
+      const size_t k_off = static_cast<size_t>(kvh) * hd * k_elem;
+      const size_t v_off = static_cast<size_t>(kvh) * hd * v_elem;
+      const auto pool_row = [&](int32_t t) {
+        return static_cast<int64_t>(pages[t / p.page_size]) * p.page_size + t % p.page_size;
+      };
+
+      float max_score = -INFINITY;
+      for (int32_t t = 0; t <= pos; ++t) {
+        const std::byte* kr = a.k.row(pool_row(t)) + k_off;
+        const float d =
+            a.k.dtype == DType::kF32 ? dot_f32_f32(qh, kr, hd) : dot_f32_f16(qh, kr, hd);
+        scores[t] = d * p.scale;
+        max_score = std::max(max_score, scores[t]);
+      }
+      float denom = 0.0f;
+      for (int32_t t = 0; t <= pos; ++t) {
+        scores[t] = std::exp(scores[t] - max_score);
+        denom += scores[t];
+      }
+      std::fill(acc, acc + hd, 0.0f);
+      for (int32_t t = 0; t <= pos; ++t) {
+        axpy(scores[t], a.v.row(pool_row(t)) + v_off, a.v.dtype, hd, acc);
+      }
+      const float inv = 1.0f / denom;
+      float* o = a.out.f32(r) + static_cast<int64_t>(h) * hd;
+      for (int j = 0; j < hd; ++j) o[j] = acc[j] * inv;
+    }
+  });
+}
+
+}  // namespace luzao::cpu

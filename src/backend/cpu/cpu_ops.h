@@ -1,0 +1,41 @@
+// Op implementations of the cpu backend, called by CpuStream after argument validation
+// (backend/host_ops.h). One source file per op family: matmul.cpp, attention.cpp, elementwise.cpp.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "backend/cpu/cpu_math.h"
+#include "backend/cpu/vec_dot.h"
+#include "backend/host_ops.h"
+#include "core/thread_pool.h"
+
+namespace luzao::cpu {
+
+// What an op may use: the device's pool and kernels, and the calling stream's scratch (one area
+// shared by the op, one per pool thread). Scratch only grows, so steady-state decoding allocates
+// nothing.
+struct CpuContext {
+  ThreadPool& pool;
+  const KernelTable& kernels;
+  Scratch& shared;
+  std::vector<Scratch>& per_thread;  // indexed by the pool's thread number
+};
+
+void matmul(CpuContext& ctx, const MatMulArgs& a);
+void attention(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p);
+
+void get_rows(CpuContext& ctx, const GetRowsArgs& a, std::span<const int32_t> ids);
+void rms_norm(CpuContext& ctx, const RmsNormArgs& a, float eps);
+// llama.cpp's formula: theta_i = pos * base^(-2i/rot_dim) computed by repeated F32
+// multiplication, so results match it to the last bit rather than the double-precision reference.
+void rope(CpuContext& ctx, const HostView& x, std::span<const int32_t> positions,
+          const RopeParams& p);
+void swiglu(CpuContext& ctx, const TernaryArgs& a);
+void add(CpuContext& ctx, const TernaryArgs& a);
+void mul(CpuContext& ctx, const TernaryArgs& a);
+void scale(CpuContext& ctx, const UnaryArgs& a, float s);
+void softmax(CpuContext& ctx, const HostView& x);
+void set_rows(CpuContext& ctx, const SetRowsArgs& a, std::span<const int32_t> row_ids);
+
+}  // namespace luzao::cpu
