@@ -8,10 +8,16 @@ namespace luzao {
 
 std::unique_ptr<Model> load_llama(std::shared_ptr<const GgufFile> file, Device& device,
                                   const LoadOptions& options);
+std::unique_ptr<Model> load_qwen2(std::shared_ptr<const GgufFile> file, Device& device,
+                                  const LoadOptions& options);
+std::unique_ptr<Model> load_qwen3(std::shared_ptr<const GgufFile> file, Device& device,
+                                  const LoadOptions& options);
 
 namespace {
 constexpr ArchitectureEntry kArchitectures[] = {
     {"llama", load_llama},
+    {"qwen2", load_qwen2},
+    {"qwen3", load_qwen3},
 };
 }  // namespace
 

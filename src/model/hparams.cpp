@@ -32,11 +32,18 @@ HParams read_llama_like_hparams(const GgufFile& file, const std::string& arch) {
   hp.n_head = req("attention.head_count");
   hp.n_head_kv = opt("attention.head_count_kv", hp.n_head);
   hp.n_ctx_train = opt("context_length", 2048);
-  if (hp.n_embd % hp.n_head != 0) {
-    fail(ErrorKind::kBadFile, "{}: embedding_length {} is not a multiple of head_count {}",
-         file.name(), hp.n_embd, hp.n_head);
+  // The head size is attention.key_length when given (Qwen3), else embedding_length / head_count.
+  hp.head_dim = opt("attention.key_length", 0);
+  if (hp.head_dim == 0) {
+    if (hp.n_embd % hp.n_head != 0) {
+      fail(ErrorKind::kBadFile, "{}: embedding_length {} is not a multiple of head_count {}",
+           file.name(), hp.n_embd, hp.n_head);
+    }
+    hp.head_dim = hp.n_embd / hp.n_head;
   }
-  hp.head_dim = opt("attention.key_length", hp.n_embd / hp.n_head);
+  if (opt("attention.value_length", hp.head_dim) != hp.head_dim) {
+    fail(ErrorKind::kUnsupported, "{}: attention.value_length differs from key_length", file.name());
+  }
   if (hp.n_head % hp.n_head_kv != 0) {
     fail(ErrorKind::kBadFile, "{}: head_count {} is not a multiple of head_count_kv {}", file.name(),
          hp.n_head, hp.n_head_kv);

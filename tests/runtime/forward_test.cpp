@@ -74,6 +74,16 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
+// Root-mean-square error relative to the reference's root-mean-square value.
+float normalised_rmse(const std::vector<float>& got, const std::vector<float>& ref) {
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    err += (got[i] - ref[i]) * double(got[i] - ref[i]);
+    norm += ref[i] * double(ref[i]);
+  }
+  return static_cast<float>(std::sqrt(err / std::max(norm, 1e-30)));
+}
+
 float max_abs(const std::vector<float>& a) {
   float m = 0;
   for (float v : a) m = std::max(m, std::fabs(v));
@@ -107,10 +117,13 @@ TEST_P(ForwardTest, CpuMatchesReference) {
   Harness cpu(path, "cpu"), ref(path, "reference");
   const auto lc = cpu.feed(cpu.kv->open_sequence(), kPrompt, 0, kPrompt.size());
   const auto lr = ref.feed(ref.kv->open_sequence(), kPrompt, 0, kPrompt.size());
-  // The cpu backend quantizes activations to 8 bits for quantized weights; the reference does not.
-  const bool quantized = GetParam() != DType::kF32 && GetParam() != DType::kF16;
-  const float tol = (quantized ? 3e-2f : 1e-4f) * std::max(1.0f, max_abs(lr));
-  EXPECT_LT(max_abs_diff(lc, lr), tol);
+  // The cpu backend rounds activations to the weight's dot type as llama.cpp does (F16 for F16
+  // weights, 8-bit blocks for quantized ones); the reference keeps them in F32. Limits are on the
+  // normalised RMS error of the logits after two random layers. Random tiny models amplify
+  // rounding: llama.cpp itself is ~4.4e-2 away from a float64 reference on such models
+  // (tests/golden/tiny_llama.json), hence 8e-2 for 8-bit activations.
+  const float limit = GetParam() == DType::kF32 ? 1e-5f : GetParam() == DType::kF16 ? 2e-3f : 8e-2f;
+  EXPECT_LT(normalised_rmse(lc, lr), limit);
   std::filesystem::remove(path);
 }
 
@@ -185,8 +198,9 @@ TEST(Forward, TiedOutputUsesTheEmbedding) {
 TEST(Forward, EveryRegisteredArchitectureLoadsATinyModel) {
   for (const ArchitectureEntry& arch : architectures()) {
     testing::TinyLlama m;
+    m.arch = std::string(arch.name);
     const auto path = temp_file(std::string("tiny_arch_") + std::string(arch.name));
-    testing::write_tiny_llama(path, m);  // llama-shaped; families add their own builders
+    testing::write_tiny_llama(path, m);
     auto file = std::make_shared<const GgufFile>(GgufFile::open(path));
     auto device = open_device("cpu");
     EXPECT_NO_THROW(arch.load(file, *device, {})) << arch.name;
@@ -220,6 +234,33 @@ TEST(Forward, UnknownArchitectureIsNamed) {
     EXPECT_NE(std::string(e.what()).find("mamba9"), std::string::npos);
   }
 }
+
+}  // namespace
+}  // namespace luzao
+
+namespace luzao {
+namespace {
+
+// Every family: one batch equals token-by-token decode, and cpu equals reference.
+class ArchitectureForwardTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ArchitectureForwardTest, BatchIncrementalAndBackendsAgree) {
+  testing::TinyLlama m;
+  m.arch = GetParam();
+  const auto path = temp_file("tiny_family");
+  testing::write_tiny_llama(path, m);
+  Harness cpu(path, "cpu"), ref(path, "reference");
+  const auto whole = cpu.feed(cpu.kv->open_sequence(), kPrompt, 0, kPrompt.size());
+  const int32_t b = cpu.kv->open_sequence();
+  std::vector<float> step;
+  for (size_t i = 0; i < kPrompt.size(); ++i) step = cpu.feed(b, kPrompt, i, i + 1);
+  const auto r = ref.feed(ref.kv->open_sequence(), kPrompt, 0, kPrompt.size());
+  EXPECT_LT(normalised_rmse(step, whole), 1e-5f);
+  EXPECT_LT(normalised_rmse(whole, r), 1e-5f);
+  std::filesystem::remove(path);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ArchitectureForwardTest, ::testing::Values("llama", "qwen2", "qwen3"));
 
 }  // namespace
 }  // namespace luzao

@@ -13,6 +13,7 @@
 namespace luzao::testing {
 
 struct TinyLlama {
+  std::string arch = "llama";  // "qwen2" adds Q/K/V biases, "qwen3" per-head Q/K norms
   int n_layer = 2, n_embd = 64, n_head = 4, n_head_kv = 2, n_ff = 96, n_vocab = 80;
   DType weight_type = DType::kF32;
   bool tied_output = false;
@@ -31,15 +32,16 @@ inline void write_tiny_llama(const std::filesystem::path& path, const TinyLlama&
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   GgufWriter w;
-  w.set_string("general.architecture", "llama");
-  w.set_uint32("llama.block_count", m.n_layer);
-  w.set_uint32("llama.context_length", 256);
-  w.set_uint32("llama.embedding_length", m.n_embd);
-  w.set_uint32("llama.feed_forward_length", m.n_ff);
-  w.set_uint32("llama.attention.head_count", m.n_head);
-  w.set_uint32("llama.attention.head_count_kv", m.n_head_kv);
-  w.set_float32("llama.rope.freq_base", 10000.0f);
-  w.set_float32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  const std::string& a = m.arch;
+  w.set_string("general.architecture", a);
+  w.set_uint32(a + ".block_count", m.n_layer);
+  w.set_uint32(a + ".context_length", 256);
+  w.set_uint32(a + ".embedding_length", m.n_embd);
+  w.set_uint32(a + ".feed_forward_length", m.n_ff);
+  w.set_uint32(a + ".attention.head_count", m.n_head);
+  w.set_uint32(a + ".attention.head_count_kv", m.n_head_kv);
+  w.set_float32(a + ".rope.freq_base", 10000.0f);
+  w.set_float32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
   const int head_dim = m.n_embd / m.n_head;
   auto add = [&](const std::string& name, std::vector<uint64_t> shape, float scale, bool quantize) {
     for (const auto& skip : m.skip_tensors) {
@@ -66,6 +68,15 @@ inline void write_tiny_llama(const std::filesystem::path& path, const TinyLlama&
     add(p + "attn_k.weight", {d, kv}, 0.2f, true);
     add(p + "attn_v.weight", {d, kv}, 0.2f, true);
     add(p + "attn_output.weight", {q, d}, 0.2f, true);
+    if (a == "qwen2") {
+      add(p + "attn_q.bias", {q}, 0.1f, false);
+      add(p + "attn_k.bias", {kv}, 0.1f, false);
+      add(p + "attn_v.bias", {kv}, 0.1f, false);
+    }
+    if (a == "qwen3") {
+      add(p + "attn_q_norm.weight", {static_cast<uint64_t>(head_dim)}, 0.1f, false);
+      add(p + "attn_k_norm.weight", {static_cast<uint64_t>(head_dim)}, 0.1f, false);
+    }
     add(p + "ffn_norm.weight", {d}, 0.1f, false);
     add(p + "ffn_gate.weight", {d, static_cast<uint64_t>(m.n_ff)}, 0.2f, true);
     add(p + "ffn_up.weight", {d, static_cast<uint64_t>(m.n_ff)}, 0.2f, true);
