@@ -34,20 +34,24 @@ struct SamplingArgs {
 void add_model_options(CLI::App& cmd, ModelArgs& a) {
   cmd.add_option("-m,--model", a.model, "GGUF model file")->required();
   cmd.add_option("--device", a.device, "Device: cpu or reference")->capture_default_str();
-  cmd.add_option("-t,--threads", a.threads, "Worker threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  cmd.add_option("-t,--threads", a.threads, "Worker threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber);
   cmd.add_option("-c,--ctx-size", a.ctx_size, "Context size in tokens (0: model's, at most 4096)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("-b,--batch-size", a.batch, "Tokens per forward pass during prefill")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd.add_option("--cache-type", a.cache_type, "KV cache type: f16 or f32")
-      ->check(CLI::IsMember({"f16", "f32"}))->capture_default_str();
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->capture_default_str();
   cmd.add_flag("-v,--verbose", a.verbose, "Log loading details to stderr");
 }
 
 void add_sampling_options(CLI::App& cmd, SamplingArgs& a) {
   a.params.seed = 0xC0FFEE;
   cmd.add_option("-n,--n-predict", a.max_tokens, "Tokens to generate at most")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd.add_option("--temp", a.params.temperature, "Temperature (0: greedy)")->capture_default_str();
   cmd.add_option("--top-k", a.params.top_k, "Top-k (0: off)")->capture_default_str();
   cmd.add_option("--top-p", a.params.top_p, "Top-p (1: off)")->capture_default_str();
@@ -67,9 +71,8 @@ std::unique_ptr<Engine> load_engine(const ModelArgs& a) {
   options.ctx_size = a.ctx_size;
   options.max_batch_tokens = a.batch;
   options.kv_dtype = a.cache_type == "f32" ? DType::kF32 : DType::kF16;
-  options.logger = Logger(
-      [](LogLevel, std::string_view line) { fmt::print(stderr, "{}\n", line); },
-      a.verbose ? LogLevel::kDebug : LogLevel::kWarn);
+  options.logger = Logger([](LogLevel, std::string_view line) { fmt::print(stderr, "{}\n", line); },
+                          a.verbose ? LogLevel::kDebug : LogLevel::kWarn);
   return std::make_unique<Engine>(options);
 }
 
@@ -82,7 +85,8 @@ void print_timings(const GenerateResult& r) {
   const double pp = r.prompt_seconds > 0 ? r.prompt_tokens / r.prompt_seconds : 0;
   const size_t steps = r.tokens.empty() ? 0 : r.tokens.size() - 1;
   const double tg = r.generate_seconds > 0 ? static_cast<double>(steps) / r.generate_seconds : 0;
-  fmt::print(stderr, "\nprompt: {} tokens in {:.3f} s ({:.1f} tok/s); generated: {} tokens, {:.1f} tok/s\n",
+  fmt::print(stderr,
+             "\nprompt: {} tokens in {:.3f} s ({:.1f} tok/s); generated: {} tokens, {:.1f} tok/s\n",
              r.prompt_tokens, r.prompt_seconds, pp, r.tokens.size(), tg);
 }
 
@@ -105,7 +109,8 @@ CommandMain setup_run(CLI::App& cmd) {
   cmd.add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template as a user turn");
   cmd.add_option("--logits-out", a->logits_out,
                  "Write the last prompt position's logits (float32, little endian) to FILE");
-  cmd.add_option("--tokens-out", a->tokens_out, "Write prompt and generated token ids as JSON to FILE");
+  cmd.add_option("--tokens-out", a->tokens_out,
+                 "Write prompt and generated token ids as JSON to FILE");
   cmd.add_flag("--no-timings", a->quiet_timings, "Do not print timings to stderr");
   return [a]() -> int {
     auto engine = load_engine(a->model);
@@ -117,8 +122,9 @@ CommandMain setup_run(CLI::App& cmd) {
     const std::vector<int32_t> prompt = engine->tokenizer().tokenize(text, true, true);
     if (prompt.empty()) fail(ErrorKind::kInvalidArgument, "the prompt is empty after tokenization");
     if (prompt.size() > static_cast<size_t>(engine->ctx_size())) {
-      fail(ErrorKind::kInvalidArgument, "the prompt has {} tokens, more than the context size of {}",
-           prompt.size(), engine->ctx_size());
+      fail(ErrorKind::kInvalidArgument,
+           "the prompt has {} tokens, more than the context size of {}", prompt.size(),
+           engine->ctx_size());
     }
     Session session(*engine);
     GenerateOptions options;

@@ -22,7 +22,8 @@ constexpr Entry kCommands[] = {
     {"chat", "Chat with a model interactively", luzao::cli::setup_chat},
     {"inspect", "Print a GGUF file's metadata and tensor table", luzao::cli::setup_inspect},
     {"tokenize", "Print the token ids of a text as a JSON array", luzao::cli::setup_tokenize},
-    {"pull", "Download a model (catalogue name, URL or path) into the cache", luzao::cli::setup_pull},
+    {"pull", "Download a model (catalogue name, URL or path) into the cache",
+     luzao::cli::setup_pull},
 };
 
 }  // namespace
