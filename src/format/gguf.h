@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -61,20 +63,24 @@ struct GgufTensorInfo {
   std::vector<uint64_t> shape;  // GGUF order: shape[0] is the innermost (contiguous) dimension
   uint64_t offset = 0;          // relative to the start of the data section
   uint64_t bytes = 0;
-  uint64_t elements() const;
+  uint64_t elements() const;  // product of the shape (validated not to overflow by the reader)
 };
 
+// A parsed, validated GGUF file. Move-only; immutable after construction, so a const GgufFile may
+// be shared between threads. All metadata is copied out; tensor data stays in the mapping.
 class GgufFile {
  public:
   // Maps and validates the whole file. Throws Error (kIo / kBadFile / kUnsupported).
   static GgufFile open(const std::filesystem::path& path);
   // Validates an in-memory image (used by the fuzzer); `name` stands in for the path in errors.
+  // The returned file refers to `bytes` (for tensor_data) and must not outlive them.
   static GgufFile parse(std::span<const std::byte> bytes, std::string_view name);
 
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }  // absolute offset of the data section
-  const std::string& name() const { return name_; }     // the path, for messages
+  const std::string& name() const { return name_; }      // the path, for messages
+  uint64_t file_size() const { return bytes_.size(); }
 
   const std::vector<GgufKeyValue>& metadata() const { return metadata_; }
   const GgufValue* find(std::string_view key) const;
@@ -109,10 +115,30 @@ class GgufFile {
   uint64_t data_offset_ = 0;
   std::vector<GgufKeyValue> metadata_;
   std::vector<GgufTensorInfo> tensors_;
+  std::map<std::string, size_t, std::less<>> key_index_;     // key -> index in metadata_
+  std::map<std::string, size_t, std::less<>> tensor_index_;  // name -> index in tensors_
+  friend class GgufParser;
 };
 
-// Formats a value for display ("[151936 strings]" for long arrays when `max_items` is small).
-std::string gguf_value_to_string(const GgufValue& value, size_t max_items = 8);
+// Formats a value for display on one line: strings in double quotes with control characters and
+// invalid UTF-8 escaped and cut after `max_string_bytes`; arrays longer than `max_items` as
+// "[151936 strings: "a", "b", ...]" (just "[151936 strings]" when `max_items` is 0).
+std::string gguf_value_to_string(const GgufValue& value, size_t max_items = 8,
+                                 size_t max_string_bytes = 256);
+
+// `text` made safe for a one-line message: control characters, backslashes, double quotes and
+// invalid UTF-8 escaped (\n, \", \xNN); cut after `max_bytes` input bytes with "..." appended.
+std::string escape_for_display(std::string_view text, size_t max_bytes = 128);
+
+// Value constructors for the writer and for tests.
+GgufValue gguf_uint32(uint32_t v);
+GgufValue gguf_int32(int32_t v);
+GgufValue gguf_uint64(uint64_t v);
+GgufValue gguf_float32(float v);
+GgufValue gguf_bool(bool v);
+GgufValue gguf_string(std::string v);
+// All items must have type `element_type` (the writer checks).
+GgufValue gguf_array(GgufType element_type, std::vector<GgufValue> items);
 
 // Writes GGUF v3 files. Tensor data is aligned to `general.alignment` (default 32).
 class GgufWriter {
@@ -123,11 +149,20 @@ class GgufWriter {
   void set_bool(std::string key, bool v);
   void set_string(std::string key, std::string v);
   void set_string_array(std::string key, std::vector<std::string> v);
+  void set_int32(std::string key, int32_t v);
+  void set_uint64(std::string key, uint64_t v);
+  void set_float32_array(std::string key, std::span<const float> v);
+  void set_int32_array(std::string key, std::span<const int32_t> v);
+  // Sets general.alignment (a nonzero power of two; throws kInvalidArgument otherwise).
+  void set_alignment(uint32_t alignment);
   // `shape` in GGUF order; `data` must hold exactly the bytes the shape and dtype need.
   void add_tensor(std::string name, DType dtype, std::vector<uint64_t> shape,
                   std::span<const std::byte> data);
-  // Throws Error(kIo) naming the path when it cannot write.
+  // Throws Error(kIo) naming the path when it cannot write; kInvalidArgument when a value's type
+  // does not match its variant or an array item does not match the array's element type.
   void write(const std::filesystem::path& path) const;
+  // The whole file as bytes (for tests and fuzz seeds).
+  std::vector<std::byte> to_bytes() const;
 
  private:
   std::vector<GgufKeyValue> metadata_;
@@ -136,6 +171,9 @@ class GgufWriter {
     std::vector<std::byte> data;
   };
   std::vector<PendingTensor> tensors_;
+  uint64_t alignment() const;
+  // Header, metadata, tensor infos and padding up to the data section.
+  std::vector<std::byte> header_bytes() const;
 };
 
 }  // namespace luzao
