@@ -16,30 +16,41 @@ struct SamplingParams {
   float top_p = 0.95f;          // >= 1: off
   float min_p = 0.05f;          // <= 0: off
   float repeat_penalty = 1.0f;  // 1: off; applied to the last repeat_last_n accepted tokens
-  int32_t repeat_last_n = 64;
+  int32_t repeat_last_n = 64;   // <= 0: no tokens remembered (penalty off)
   uint64_t seed = 0;
 };
 
-// One per sequence; not thread-safe. Same params, seed and logits give the same tokens.
+// One per sequence; not thread-safe. Same params, seed and logits give the same tokens on every
+// platform and standard library (the RNG is std::mt19937_64 with a hand-written conversion).
+// top-p and min-p see the probabilities at temperature 1 (as llama.cpp's default chain does);
+// temperature shapes only the final draw.
 class Sampler {
  public:
+  // Throws Error(kInvalidArgument) naming the field when a parameter is NaN or out of range.
   explicit Sampler(const SamplingParams& params);
-  // Picks the next token from `logits` (one per vocabulary entry). Does not accept it.
+  // Picks the next token from `logits` (one per vocabulary entry, not empty). Does not accept it.
+  // NaN logits are treated as -inf. Returns an id in [0, logits.size()).
   int32_t sample(std::span<const float> logits);
   // Records a token (prompt or generated) for the repetition penalty.
   void accept(int32_t token);
+  // Forgets accepted tokens and re-seeds the RNG: the next draws repeat those after construction.
   void reset();
   const SamplingParams& params() const { return params_; }
 
  private:
-  SamplingParams params_;
-  std::mt19937_64 rng_;
-  std::deque<int32_t> recent_;
   struct Candidate {
     int32_t id;
     float logit;
   };
+  void apply_penalty();
+  // Draws from candidates_ (sorted, best first, best logit `max_logit`) at the temperature.
+  int32_t draw(double max_logit);
+
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+  std::deque<int32_t> recent_;
   std::vector<Candidate> candidates_;  // reused between calls
+  std::vector<double> weights_;        // reused between calls
 };
 
 }  // namespace luzao
