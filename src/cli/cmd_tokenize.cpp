@@ -23,7 +23,7 @@ struct TokenizeOptions {
   std::optional<std::string> prompt;
   std::optional<std::string> file;
   bool add_special = false;
-  bool parse_special = false;
+  bool parse_special = true;
   bool show_pieces = false;
 };
 
@@ -45,8 +45,10 @@ CommandMain setup_tokenize(CLI::App& command) {
   command.add_option("-f,--file", opt->file, "Read the text from a file ('-' for stdin)");
   command.add_flag("--add-special", opt->add_special,
                    "Add BOS/EOS as the vocabulary asks (tokenizer.ggml.add_bos_token...)");
-  command.add_flag("--parse-special", opt->parse_special,
-                   "Turn special-token text such as <|im_start|> into those tokens");
+  // As llama.cpp's llama-tokenize and luzao run: special-token text such as <|im_start|> becomes
+  // that token unless told otherwise.
+  command.add_flag("!--no-parse-special", opt->parse_special,
+                   "Treat special-token text such as <|im_start|> as plain text");
   command.add_flag("--show-pieces", opt->show_pieces,
                    "Print [{\"id\": ID, \"piece\": TEXT}, ...] instead of bare ids");
   return [opt]() -> int {
