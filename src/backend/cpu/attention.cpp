@@ -92,18 +92,26 @@ void attention(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p
         scores[t] = d * p.scale;
         max_score = std::max(max_score, scores[t]);
       }
-      float denom = 0.0f;
+      // Normalise first (sum in double), then, with an F16 V cache, round the probabilities to
+      // F16 before weighting V: llama.cpp's non-flash path does both, and matching it keeps
+      // greedy decoding on the same tokens.
+      double denom = 0.0;
       for (int32_t t = 0; t <= pos; ++t) {
         scores[t] = std::exp(scores[t] - max_score);
         denom += scores[t];
+      }
+      const float inv = static_cast<float>(1.0 / denom);
+      const bool f16_v = a.v.dtype == DType::kF16;
+      for (int32_t t = 0; t <= pos; ++t) {
+        scores[t] *= inv;
+        if (f16_v) scores[t] = fp16_to_f32(fp32_to_fp16(scores[t]));
       }
       std::fill(acc, acc + hd, 0.0f);
       for (int32_t t = 0; t <= pos; ++t) {
         axpy(scores[t], a.v.row(pool_row(t)) + v_off, a.v.dtype, hd, acc);
       }
-      const float inv = 1.0f / denom;
       float* o = a.out.f32(r) + static_cast<int64_t>(h) * hd;
-      for (int j = 0; j < hd; ++j) o[j] = acc[j] * inv;
+      std::copy(acc, acc + hd, o);
     }
   });
 }

@@ -1,6 +1,9 @@
 // Assembles the cpu matmul kernel table from the per-family kernels and the runtime CPU check.
 #include "backend/cpu/vec_dot.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/half.h"
 #include "tensor/blocks.h"
 #include "tensor/quants.h"
@@ -16,11 +19,34 @@ void convert_bf16(const float* x, void* dst, int64_t k) {
   auto* d = static_cast<uint16_t*>(dst);
   for (int64_t i = 0; i < k; ++i) d[i] = fp32_to_bf16(x[i]);
 }
+// Activation quantization as llama.cpp's x86 kernels do it at run time (which differs from its
+// reference quantizer): scale by 127/amax and round half to even. Matching this keeps the 8-bit
+// activations, and so greedy decoding, identical to llama.cpp's.
+template <typename Block>
+void quantize_activation_row(const float* x, Block* y, int64_t k, bool with_sum) {
+  for (int64_t b = 0; b < k / 32; ++b, x += 32) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      const int q = static_cast<int>(std::nearbyint(x[j] * id));
+      y[b].qs[j] = static_cast<int8_t>(q);
+      sum += q;
+    }
+    y[b].d = fp32_to_fp16(d);
+    if constexpr (requires { y[b].s; }) {
+      if (with_sum) y[b].s = fp32_to_fp16(d * static_cast<float>(sum));
+    }
+  }
+}
+
 void convert_q8_0(const float* x, void* dst, int64_t k) {
-  quantize_row_q8_0(x, static_cast<BlockQ8_0*>(dst), k);
+  quantize_activation_row(x, static_cast<BlockQ8_0*>(dst), k, false);
 }
 void convert_q8_1(const float* x, void* dst, int64_t k) {
-  quantize_row_q8_1(x, static_cast<BlockQ8_1*>(dst), k);
+  quantize_activation_row(x, static_cast<BlockQ8_1*>(dst), k, true);
 }
 void convert_q8_K(const float* x, void* dst, int64_t k) {
   quantize_row_q8_K(x, static_cast<BlockQ8_K*>(dst), k);
