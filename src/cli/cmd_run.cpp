@@ -1,4 +1,5 @@
 // `luzao run` (one prompt, continuation on stdout) and `luzao chat` (interactive loop).
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -23,6 +24,7 @@ struct ModelArgs {
   int ctx_size = 0;
   int batch = 512;
   std::string cache_type = "f16";
+  std::string chat_template_file;
   bool verbose = false;
 };
 
@@ -44,6 +46,9 @@ void add_model_options(CLI::App& cmd, ModelArgs& a) {
   cmd.add_option("--cache-type", a.cache_type, "KV cache type: f16 or f32")
       ->check(CLI::IsMember({"f16", "f32"}))
       ->capture_default_str();
+  cmd.add_option("--chat-template", a.chat_template_file,
+                 "Jinja chat template file to use instead of the model's")
+      ->check(CLI::ExistingFile);
   cmd.add_flag("-v,--verbose", a.verbose, "Log loading details to stderr");
 }
 
@@ -71,6 +76,11 @@ std::unique_ptr<Engine> load_engine(const ModelArgs& a) {
   options.ctx_size = a.ctx_size;
   options.max_batch_tokens = a.batch;
   options.kv_dtype = a.cache_type == "f32" ? DType::kF32 : DType::kF16;
+  if (!a.chat_template_file.empty()) {
+    std::ifstream in(a.chat_template_file, std::ios::binary);
+    options.chat_template.assign(std::istreambuf_iterator<char>(in), {});
+    if (!in && !in.eof()) fail(ErrorKind::kIo, "{}: cannot read", a.chat_template_file);
+  }
   options.logger = Logger([](LogLevel, std::string_view line) { fmt::print(stderr, "{}\n", line); },
                           a.verbose ? LogLevel::kDebug : LogLevel::kWarn);
   return std::make_unique<Engine>(options);
@@ -116,7 +126,9 @@ CommandMain setup_run(CLI::App& cmd) {
     auto engine = load_engine(a->model);
     std::string text = a->prompt;
     if (a->chat) {
-      const ChatMessage user{"user", a->prompt};
+      ChatMessage user;
+      user.role = "user";
+      user.content = a->prompt;
       text = engine->chat_prompt(std::span(&user, 1), true);
     }
     const std::vector<int32_t> prompt = engine->tokenizer().tokenize(text, true, true);
@@ -134,13 +146,17 @@ CommandMain setup_run(CLI::App& cmd) {
     const bool want_logits = !a->logits_out.empty();
     GenerateResult result;
     if (want_logits) {  // feed first so the prompt's logits can be saved before sampling
+      const auto t0 = std::chrono::steady_clock::now();
       const auto logits = session.feed(prompt);
+      const double prompt_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       prompt_logits.assign(logits.begin(), logits.end());
       result = session.generate({}, options, [](int32_t, std::string_view t) {
         print_piece(t);
         return true;
       });
       result.prompt_tokens = static_cast<int32_t>(prompt.size());
+      result.prompt_seconds = prompt_seconds;
     } else {
       result = session.generate(prompt, options, [](int32_t, std::string_view t) {
         print_piece(t);
@@ -178,7 +194,13 @@ CommandMain setup_chat(CLI::App& cmd) {
     auto engine = load_engine(a->model);
     Session session(*engine);
     std::vector<ChatMessage> messages;
-    if (!a->system.empty()) messages.push_back({"system", a->system});
+    auto message = [](std::string role, std::string content) {
+      ChatMessage m;
+      m.role = std::move(role);
+      m.content = std::move(content);
+      return m;
+    };
+    if (!a->system.empty()) messages.push_back(message("system", a->system));
     GenerateOptions options;
     options.max_tokens = a->sampling.max_tokens;
     options.sampling = a->sampling.params;
@@ -188,7 +210,7 @@ CommandMain setup_chat(CLI::App& cmd) {
       fmt::print(stderr, "> ");
       if (!std::getline(std::cin, line) || line == "/exit") break;
       if (line.empty()) continue;
-      messages.push_back({"user", line});
+      messages.push_back(message("user", line));
       const std::string text = engine->chat_prompt(messages, true);
       const std::vector<int32_t> all = engine->tokenizer().tokenize(text, true, true);
       // Keep the KV of the shared prefix; feed only what is new since the last turn.
@@ -215,7 +237,7 @@ CommandMain setup_chat(CLI::App& cmd) {
       }
       std::fputc('\n', stdout);
       std::fflush(stdout);
-      messages.push_back({"assistant", reply});
+      messages.push_back(message("assistant", reply));
     }
     return 0;
   };

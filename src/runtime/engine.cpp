@@ -2,6 +2,7 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <ctime>
 
 #include "backend/registry.h"
 #include "core/error.h"
@@ -22,6 +23,16 @@ Engine::Engine(const EngineOptions& options) : logger_(options.logger) {
   if (tokenizer_->n_vocab() > hp.n_vocab) {
     fail(ErrorKind::kBadFile, "{}: the vocabulary has {} tokens but token_embd.weight only {} rows",
          file_->name(), tokenizer_->n_vocab(), hp.n_vocab);
+  }
+  const std::string source = !options.chat_template.empty()
+                                 ? options.chat_template
+                                 : file_->find_string("tokenizer.chat_template").value_or("");
+  if (!source.empty()) {
+    try {
+      chat_template_ = ChatTemplate::parse(source);
+    } catch (const Error& e) {  // only fatal for chat use, not for plain completion
+      chat_template_error_ = fmt::format("{}: {}", file_->name(), e.what());
+    }
   }
   ctx_size_ = options.ctx_size > 0 ? options.ctx_size : std::min(hp.n_ctx_train, 4096);
   max_batch_tokens_ = options.max_batch_tokens;
@@ -59,8 +70,9 @@ void Engine::decode(std::span<const SequenceChunk> chunks, std::span<float> logi
       positions_.push_back(pos);
       seq_rows_.push_back(c.seq);
       slots_.push_back(kv_->slot(c.seq, pos));
+      if (c.all_logits) outputs_.push_back(static_cast<int32_t>(tokens_.size()) - 1);
     }
-    if (c.want_logits) outputs_.push_back(static_cast<int32_t>(tokens_.size()) - 1);
+    if (c.want_logits && !c.all_logits) outputs_.push_back(static_cast<int32_t>(tokens_.size()) - 1);
   }
   if (tokens_.empty()) return;
   LUZAO_CHECK(static_cast<int32_t>(tokens_.size()) <= max_batch_tokens_);
@@ -78,21 +90,34 @@ void Engine::decode(std::span<const SequenceChunk> chunks, std::span<float> logi
 
 std::string Engine::chat_prompt(std::span<const ChatMessage> messages,
                                 bool add_generation_prompt) const {
-  // ChatML. A template that inserts a default system message when there is none (SmolLM2,
-  // Qwen2.5) carries it as a literal "<|im_start|>system\n...<|im_end|>"; reuse that text.
-  std::string out;
-  const std::string tmpl = file_->find_string("tokenizer.chat_template").value_or("");
-  if (!messages.empty() && messages.front().role != "system") {
-    const std::string open = "<|im_start|>system\n";
-    const size_t begin = tmpl.find(open);
-    const size_t end = begin == std::string::npos ? begin : tmpl.find("<|im_end|>", begin);
-    if (end != std::string::npos && tmpl.find("!= 'system'") != std::string::npos) {
-      out += tmpl.substr(begin, end - begin) + "<|im_end|>\n";
+  ChatRenderOptions options;
+  options.add_generation_prompt = add_generation_prompt;
+  return chat_prompt(messages, options);
+}
+
+std::string Engine::chat_prompt(std::span<const ChatMessage> messages,
+                                const ChatRenderOptions& given) const {
+  if (!chat_template_error_.empty()) fail(ErrorKind::kUnsupported, "{}", chat_template_error_);
+  if (!chat_template_) {  // no template in the model: plain ChatML
+    std::string out;
+    for (const ChatMessage& m : messages) {
+      out += "<|im_start|>" + m.role + "\n" + m.content.value_or("") + "<|im_end|>\n";
     }
+    if (given.add_generation_prompt) out += "<|im_start|>assistant\n";
+    return out;
   }
-  for (const ChatMessage& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-  if (add_generation_prompt) out += "<|im_start|>assistant\n";
-  return out;
+  ChatRenderOptions options = given;
+  const Tokenizer& tok = *tokenizer_;
+  if (options.bos_token.empty() && tok.bos() >= 0) options.bos_token = tok.token_text(tok.bos());
+  if (options.eos_token.empty() && tok.eos() >= 0) options.eos_token = tok.token_text(tok.eos());
+  if (options.date.year == jinja::RenderDate{}.year && options.date.month == jinja::RenderDate{}.month &&
+      options.date.day == jinja::RenderDate{}.day) {
+    const std::time_t now = std::time(nullptr);
+    std::tm utc{};
+    gmtime_r(&now, &utc);
+    options.date = {utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec};
+  }
+  return chat_template_->render_chat(messages, options);
 }
 
 }  // namespace luzao

@@ -17,6 +17,7 @@
 #include "model/model.h"
 #include "runtime/kv_cache.h"
 #include "sampling/sampler.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace luzao {
@@ -29,6 +30,7 @@ struct EngineOptions {
   int max_batch_tokens = 512;    // tokens per forward (prompts are prefilled in chunks)
   int max_sequences = 1;         // sequences that may hold KV memory at once
   DType kv_dtype = DType::kF16;  // F16 (as llama.cpp) or F32
+  std::string chat_template;     // Jinja source replacing the model's tokenizer.chat_template
   Logger logger;
 };
 
@@ -38,11 +40,7 @@ struct SequenceChunk {
   int32_t start_pos = 0;
   std::span<const int32_t> tokens;
   bool want_logits = true;  // logits of the chunk's last token
-};
-
-struct ChatMessage {
-  std::string role;
-  std::string content;
+  bool all_logits = false;  // logits of every token of the chunk (perplexity); implies want_logits
 };
 
 class Engine {
@@ -60,13 +58,16 @@ class Engine {
   const Logger& logger() const { return logger_; }
 
   // One forward over all chunks (total tokens <= max_batch_tokens). Writes n_vocab logits per
-  // chunk with want_logits, in order. Reserves KV pages; throws Error(kOutOfMemory) past capacity
+  // chunk with want_logits (per token with all_logits), in order. Reserves KV pages; throws Error(kOutOfMemory) past capacity
   // and Error(kInvalidArgument) for a token id outside the vocabulary.
   void decode(std::span<const SequenceChunk> chunks, std::span<float> logits);
 
-  // The model's chat prompt for `messages` (ChatML, with the template's default system message
-  // when it has one and the conversation does not).
+  // The model's chat prompt for `messages`, rendered by its Jinja chat template (or the one given
+  // in EngineOptions); plain ChatML when the model has none. Throws Error naming the template
+  // line when the template cannot be rendered.
   std::string chat_prompt(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+  std::string chat_prompt(std::span<const ChatMessage> messages,
+                          const ChatRenderOptions& options) const;
 
  private:
   Logger logger_;
@@ -75,6 +76,8 @@ class Engine {
   std::unique_ptr<Device> device_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<PagedKvCache> kv_;
+  std::optional<ChatTemplate> chat_template_;
+  std::string chat_template_error_;  // why the model's template could not be parsed
   int32_t ctx_size_ = 0;
   int32_t max_batch_tokens_ = 0;
   // Reused between decode calls (no allocation per token once warm).
