@@ -75,8 +75,8 @@ struct AttentionParams {
   int32_t n_kv_heads = 0;
   int32_t head_dim = 0;
   int32_t page_size = 0;
-  int32_t max_blocks = 0;  // columns of block_table
-  float scale = 1.0f;      // applied to q.k before the softmax
+  int32_t max_blocks = 0;                // columns of block_table
+  float scale = 1.0f;                    // applied to q.k before the softmax
   std::span<const int32_t> token_seq;    // per query row: which sequence (row of block_table)
   std::span<const int32_t> token_pos;    // per query row: its position; attends to 0..pos
   std::span<const int32_t> block_table;  // [n_seqs, max_blocks] page ids
@@ -91,15 +91,19 @@ struct DeviceInfo {
 };
 
 // Runs ops in order on one device. For the element-wise ops, rms_norm and rope, `out` may be the
-// very same view as an input (in-place); partial overlaps are not allowed. Host-side index spans (ids, positions, block tables) are
-// read before the call returns; tensors must stay valid until synchronize() returns.
+// very same view as an input (in-place); partial overlaps are not allowed. Host-side index spans
+// (ids, positions, block tables) are read before the call returns; tensors must stay valid until
+// synchronize() returns.
 class Stream {
  public:
   virtual ~Stream() = default;
-  virtual void get_rows(const TensorView& table, std::span<const int32_t> ids, const TensorView& out) = 0;
-  virtual void rms_norm(const TensorView& x, const TensorView& weight, float eps, const TensorView& out) = 0;
+  virtual void get_rows(const TensorView& table, std::span<const int32_t> ids,
+                        const TensorView& out) = 0;
+  virtual void rms_norm(const TensorView& x, const TensorView& weight, float eps,
+                        const TensorView& out) = 0;
   virtual void matmul(const TensorView& x, const TensorView& w, const TensorView& out) = 0;
-  virtual void rope(const TensorView& x, std::span<const int32_t> positions, const RopeParams& p) = 0;
+  virtual void rope(const TensorView& x, std::span<const int32_t> positions,
+                    const RopeParams& p) = 0;
   virtual void attention(const TensorView& q, const TensorView& k_pool, const TensorView& v_pool,
                          const AttentionParams& p, const TensorView& out) = 0;
   virtual void swiglu(const TensorView& gate, const TensorView& up, const TensorView& out) = 0;
@@ -107,7 +111,8 @@ class Stream {
   virtual void mul(const TensorView& a, const TensorView& b, const TensorView& out) = 0;
   virtual void scale(const TensorView& x, float s, const TensorView& out) = 0;
   virtual void softmax(const TensorView& x) = 0;
-  virtual void set_rows(const TensorView& src, std::span<const int32_t> row_ids, const TensorView& dst) = 0;
+  virtual void set_rows(const TensorView& src, std::span<const int32_t> row_ids,
+                        const TensorView& dst) = 0;
   // Blocks until every op issued so far has finished.
   virtual void synchronize() = 0;
 };
@@ -122,10 +127,15 @@ class Device {
   virtual std::unique_ptr<Buffer> alloc(size_t bytes) = 0;
   // Zero-copy buffer over host memory that outlives it (mmap'd weights), or nullptr when the
   // device cannot address host memory; callers then alloc() and upload().
-  virtual std::unique_ptr<Buffer> map_host(const void* data, size_t bytes) { (void)data; (void)bytes; return nullptr; }
+  virtual std::unique_ptr<Buffer> map_host(const void* data, size_t bytes) {
+    (void)data;
+    (void)bytes;
+    return nullptr;
+  }
   virtual void upload(Buffer& dst, size_t offset, const void* src, size_t bytes) = 0;
   virtual void download(const Buffer& src, size_t offset, void* dst, size_t bytes) = 0;
-  virtual void copy(const Buffer& src, size_t src_offset, Buffer& dst, size_t dst_offset, size_t bytes) = 0;
+  virtual void copy(const Buffer& src, size_t src_offset, Buffer& dst, size_t dst_offset,
+                    size_t bytes) = 0;
   virtual std::unique_ptr<Stream> create_stream() = 0;
 };
 

@@ -41,9 +41,10 @@ template <typename... Args>
 }  // namespace luzao
 
 // Guards invariants (programming errors). Throws kInternal; library code never aborts.
-#define LUZAO_CHECK(cond)                                                    \
-  do {                                                                       \
-    if (!(cond)) [[unlikely]] ::luzao::fail_check(#cond, __FILE__, __LINE__); \
+#define LUZAO_CHECK(cond)                             \
+  do {                                                \
+    if (!(cond)) [[unlikely]]                         \
+      ::luzao::fail_check(#cond, __FILE__, __LINE__); \
   } while (0)
 
 #ifdef NDEBUG

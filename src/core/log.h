@@ -20,7 +20,8 @@ class Logger {
 
   template <typename... Args>
   void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) const {
-    if (sink_ && level >= min_level_) sink_(level, fmt::format(format, std::forward<Args>(args)...));
+    if (sink_ && level >= min_level_)
+      sink_(level, fmt::format(format, std::forward<Args>(args)...));
   }
   template <typename... Args>
   void info(fmt::format_string<Args...> format, Args&&... args) const {

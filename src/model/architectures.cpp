@@ -21,7 +21,9 @@ constexpr ArchitectureEntry kArchitectures[] = {
 };
 }  // namespace
 
-std::span<const ArchitectureEntry> architectures() { return kArchitectures; }
+std::span<const ArchitectureEntry> architectures() {
+  return kArchitectures;
+}
 
 const ArchitectureEntry& find_architecture(std::string_view name) {
   std::string known;

@@ -27,8 +27,8 @@ class DecoderModel final : public Model {
         weights_(file, device, options.allow_map_host),
         stream_(device.create_stream()) {
     if (weights_.has("rope_freqs.weight")) {
-      fail(ErrorKind::kUnsupported, "{}: rope frequency factors (rope_freqs.weight) are not supported yet",
-           file->name());
+      fail(ErrorKind::kUnsupported,
+           "{}: rope frequency factors (rope_freqs.weight) are not supported yet", file->name());
     }
     const int64_t d = hp_.n_embd, q_dim = int64_t{hp_.n_head} * hp_.head_dim, kv = hp_.kv_dim();
     tok_embd_ = weights_.require("token_embd.weight", {d, hp_.n_vocab});

@@ -9,7 +9,8 @@ namespace luzao {
 
 namespace {
 int32_t to_i32(const GgufFile& file, const std::string& key, uint64_t v) {
-  if (v == 0 || v > (1u << 30)) fail(ErrorKind::kBadFile, "{}: key '{}' has invalid value {}", file.name(), key, v);
+  if (v == 0 || v > (1u << 30))
+    fail(ErrorKind::kBadFile, "{}: key '{}' has invalid value {}", file.name(), key, v);
   return static_cast<int32_t>(v);
 }
 }  // namespace
@@ -42,11 +43,12 @@ HParams read_llama_like_hparams(const GgufFile& file, const std::string& arch) {
     hp.head_dim = hp.n_embd / hp.n_head;
   }
   if (opt("attention.value_length", hp.head_dim) != hp.head_dim) {
-    fail(ErrorKind::kUnsupported, "{}: attention.value_length differs from key_length", file.name());
+    fail(ErrorKind::kUnsupported, "{}: attention.value_length differs from key_length",
+         file.name());
   }
   if (hp.n_head % hp.n_head_kv != 0) {
-    fail(ErrorKind::kBadFile, "{}: head_count {} is not a multiple of head_count_kv {}", file.name(),
-         hp.n_head, hp.n_head_kv);
+    fail(ErrorKind::kBadFile, "{}: head_count {} is not a multiple of head_count_kv {}",
+         file.name(), hp.n_head, hp.n_head_kv);
   }
   hp.rope_dim = opt("rope.dimension_count", hp.head_dim);
   if (hp.rope_dim > hp.head_dim || hp.rope_dim % 2 != 0) {

@@ -11,7 +11,8 @@ namespace luzao {
 
 Engine::Engine(const EngineOptions& options) : logger_(options.logger) {
   if (options.max_batch_tokens <= 0 || options.max_sequences <= 0 || options.ctx_size < 0) {
-    fail(ErrorKind::kInvalidArgument, "batch size, sequence count and context size must be positive");
+    fail(ErrorKind::kInvalidArgument,
+         "batch size, sequence count and context size must be positive");
   }
   file_ = std::make_shared<const GgufFile>(GgufFile::open(options.model_path));
   tokenizer_ = Tokenizer::from_gguf(*file_);
@@ -72,7 +73,8 @@ void Engine::decode(std::span<const SequenceChunk> chunks, std::span<float> logi
       slots_.push_back(kv_->slot(c.seq, pos));
       if (c.all_logits) outputs_.push_back(static_cast<int32_t>(tokens_.size()) - 1);
     }
-    if (c.want_logits && !c.all_logits) outputs_.push_back(static_cast<int32_t>(tokens_.size()) - 1);
+    if (c.want_logits && !c.all_logits)
+      outputs_.push_back(static_cast<int32_t>(tokens_.size()) - 1);
   }
   if (tokens_.empty()) return;
   LUZAO_CHECK(static_cast<int32_t>(tokens_.size()) <= max_batch_tokens_);
@@ -110,12 +112,14 @@ std::string Engine::chat_prompt(std::span<const ChatMessage> messages,
   const Tokenizer& tok = *tokenizer_;
   if (options.bos_token.empty() && tok.bos() >= 0) options.bos_token = tok.token_text(tok.bos());
   if (options.eos_token.empty() && tok.eos() >= 0) options.eos_token = tok.token_text(tok.eos());
-  if (options.date.year == jinja::RenderDate{}.year && options.date.month == jinja::RenderDate{}.month &&
+  if (options.date.year == jinja::RenderDate{}.year &&
+      options.date.month == jinja::RenderDate{}.month &&
       options.date.day == jinja::RenderDate{}.day) {
     const std::time_t now = std::time(nullptr);
     std::tm utc{};
     gmtime_r(&now, &utc);
-    options.date = {utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec};
+    options.date = {utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday,
+                    utc.tm_hour,        utc.tm_min,     utc.tm_sec};
   }
   return chat_template_->render_chat(messages, options);
 }

@@ -58,8 +58,9 @@ class Engine {
   const Logger& logger() const { return logger_; }
 
   // One forward over all chunks (total tokens <= max_batch_tokens). Writes n_vocab logits per
-  // chunk with want_logits (per token with all_logits), in order. Reserves KV pages; throws Error(kOutOfMemory) past capacity
-  // and Error(kInvalidArgument) for a token id outside the vocabulary.
+  // chunk with want_logits (per token with all_logits), in order. Reserves KV pages; throws
+  // Error(kOutOfMemory) past capacity and Error(kInvalidArgument) for a token id outside the
+  // vocabulary.
   void decode(std::span<const SequenceChunk> chunks, std::span<float> logits);
 
   // The model's chat prompt for `messages`, rendered by its Jinja chat template (or the one given

@@ -8,7 +8,9 @@ namespace luzao {
 
 Session::Session(Engine& engine) : engine_(engine), seq_(engine.kv_cache().open_sequence()) {}
 
-Session::~Session() { engine_.kv_cache().close_sequence(seq_); }
+Session::~Session() {
+  engine_.kv_cache().close_sequence(seq_);
+}
 
 std::span<const float> Session::feed(std::span<const int32_t> tokens) {
   if (tokens.empty()) return logits_;
@@ -49,7 +51,8 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
 
   const auto t0 = Clock::now();
   if (!prompt.empty()) feed(prompt);
-  if (history_.empty()) fail(ErrorKind::kInvalidArgument, "nothing to generate from: the prompt is empty");
+  if (history_.empty())
+    fail(ErrorKind::kInvalidArgument, "nothing to generate from: the prompt is empty");
   const auto t1 = Clock::now();
   result.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
 

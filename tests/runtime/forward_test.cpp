@@ -33,7 +33,8 @@ struct Harness {
   std::unique_ptr<Model> model;
   std::unique_ptr<PagedKvCache> kv;
 
-  Harness(const std::filesystem::path& path, const std::string& device_name, DType kv_type = DType::kF32) {
+  Harness(const std::filesystem::path& path, const std::string& device_name,
+          DType kv_type = DType::kF32) {
     file = std::make_shared<const GgufFile>(GgufFile::open(path));
     DeviceOptions options;
     options.threads = 2;
@@ -51,7 +52,8 @@ struct Harness {
 
   // Feeds tokens[begin, end) of sequence `seq` (already holding `begin` tokens); returns logits
   // of the last one.
-  std::vector<float> feed(int32_t seq, const std::vector<int32_t>& tokens, size_t begin, size_t end) {
+  std::vector<float> feed(int32_t seq, const std::vector<int32_t>& tokens, size_t begin,
+                          size_t end) {
     const int32_t n_vocab = model->hparams().n_vocab;
     kv->reserve(seq, static_cast<int32_t>(end));
     std::vector<int32_t> toks(tokens.begin() + begin, tokens.begin() + end), pos, rows, slots;
@@ -128,7 +130,8 @@ TEST_P(ForwardTest, CpuMatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(WeightTypes, ForwardTest,
-                         ::testing::Values(DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1),
+                         ::testing::Values(DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0,
+                                           DType::kQ4_1),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 TEST(Forward, TwoSequencesInOneBatchMatchSeparateRuns) {
@@ -160,7 +163,8 @@ TEST(Forward, TwoSequencesInOneBatchMatchSeparateRuns) {
     rows.push_back(d);
     slots.push_back(h.kv->slot(d, static_cast<int32_t>(i)));
   }
-  const int32_t outs[2] = {static_cast<int32_t>(kPrompt.size()) - 1, static_cast<int32_t>(toks.size()) - 1};
+  const int32_t outs[2] = {static_cast<int32_t>(kPrompt.size()) - 1,
+                           static_cast<int32_t>(toks.size()) - 1};
   const int32_t n_vocab = h.model->hparams().n_vocab;
   std::vector<float> logits(2 * n_vocab);
   Batch batch{toks, pos, rows, slots, h.kv->block_table(), h.kv->max_blocks(), outs};
@@ -260,7 +264,8 @@ TEST_P(ArchitectureForwardTest, BatchIncrementalAndBackendsAgree) {
   std::filesystem::remove(path);
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, ArchitectureForwardTest, ::testing::Values("llama", "qwen2", "qwen3"));
+INSTANTIATE_TEST_SUITE_P(Families, ArchitectureForwardTest,
+                         ::testing::Values("llama", "qwen2", "qwen3"));
 
 }  // namespace
 }  // namespace luzao

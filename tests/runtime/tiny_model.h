@@ -24,11 +24,13 @@ inline std::vector<std::byte> encode(DType type, const std::vector<float>& value
   std::vector<std::byte> out(*row_bytes(type, values.size()));
   const size_t rows = values.size() / static_cast<size_t>(row);
   const size_t stride = *row_bytes(type, static_cast<uint64_t>(row));
-  for (size_t r = 0; r < rows; ++r) quantize_row(type, values.data() + r * row, out.data() + r * stride, row);
+  for (size_t r = 0; r < rows; ++r)
+    quantize_row(type, values.data() + r * row, out.data() + r * stride, row);
   return out;
 }
 
-inline void write_tiny_llama(const std::filesystem::path& path, const TinyLlama& m, uint32_t seed = 7) {
+inline void write_tiny_llama(const std::filesystem::path& path, const TinyLlama& m,
+                             uint32_t seed = 7) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   GgufWriter w;
