@@ -19,19 +19,20 @@ void convert_bf16(const float* x, void* dst, int64_t k) {
   auto* d = static_cast<uint16_t*>(dst);
   for (int64_t i = 0; i < k; ++i) d[i] = fp32_to_bf16(x[i]);
 }
-// Activation quantization as llama.cpp's x86 kernels do it at run time (which differs from its
-// reference quantizer): scale by 127/amax and round half to even. Matching this keeps the 8-bit
-// activations, and so greedy decoding, identical to llama.cpp's.
+// Activation quantization with the reference rounding (scale 1/d, round half away from zero),
+// bit-identical to tensor/quants.h. (llama.cpp's x86 kernels scale by 127/amax and round half to
+// even instead; trying that did not bring greedy output closer to llama.cpp's on SmolLM2, since
+// both differ from it only by rounding noise, so luzao keeps the documented reference rule.)
 template <typename Block>
 void quantize_activation_row(const float* x, Block* y, int64_t k, bool with_sum) {
   for (int64_t b = 0; b < k / 32; ++b, x += 32) {
     float amax = 0.0f;
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
     const float d = amax / 127.0f;
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
     int sum = 0;
     for (int j = 0; j < 32; ++j) {
-      const int q = static_cast<int>(std::nearbyint(x[j] * id));
+      const int q = static_cast<int>(std::round(x[j] * id));
       y[b].qs[j] = static_cast<int8_t>(q);
       sum += q;
     }
