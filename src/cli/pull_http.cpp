@@ -206,7 +206,64 @@ DownloadResult download_once(const std::string& url, const std::filesystem::path
   return {size, t.body_started && t.base > 0};
 }
 
+struct TextTransfer {
+  std::string body;
+  size_t max_bytes = 0;
+  bool too_large = false;
+};
+
+size_t on_text(char* data, size_t size, size_t count, void* user) {
+  TextTransfer& t = *static_cast<TextTransfer*>(user);
+  const size_t n = size * count;
+  if (t.body.size() + n > t.max_bytes) {
+    t.too_large = true;
+    return 0;
+  }
+  t.body.append(data, n);
+  return n;
+}
+
 }  // namespace
+
+std::optional<std::string> http_get_text(const std::string& url, const std::string& accept,
+                                         size_t max_bytes) {
+  init_curl_once();
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) fail(ErrorKind::kIo, "libcurl: cannot create a transfer");
+  std::unique_ptr<CURL, void (*)(CURL*)> curl_closer(curl, &curl_easy_cleanup);
+  curl_slist* headers = curl_slist_append(nullptr, ("Accept: " + accept).c_str());
+  std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers_closer(headers, &curl_slist_free_all);
+  TextTransfer t;
+  t.max_bytes = max_bytes;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 10L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+  curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "luzao/0.1");
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
+  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // whatever libcurl can decode
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_text);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  const CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  if (t.too_large) fail(ErrorKind::kIo, "{}: the answer is larger than {} bytes", url, max_bytes);
+  if (rc == CURLE_HTTP_RETURNED_ERROR && (status == 404 || status == 410)) return std::nullopt;
+  if (rc == CURLE_HTTP_RETURNED_ERROR) fail(ErrorKind::kIo, "{}: HTTP {}", url, status);
+  if (rc != CURLE_OK) {
+    fail(ErrorKind::kIo, "{}: {}", url,
+         error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(rc));
+  }
+  return std::move(t.body);
+}
 
 DownloadResult http_download(const std::string& url, const std::filesystem::path& part,
                              const ProgressFn& progress, std::string_view label) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "cli/pull_progress.h"
@@ -22,5 +23,11 @@ struct DownloadResult {
 // empty. Thread-compatible: no shared state beyond libcurl's global initialisation.
 DownloadResult http_download(const std::string& url, const std::filesystem::path& part,
                              const ProgressFn& progress, std::string_view label);
+
+// GETs a small document (a package index page) with the given Accept header. Returns nullopt
+// when the server answers 404 or 410 (no such document); throws Error(kIo) naming the URL on
+// other failures and when the body exceeds `max_bytes`.
+std::optional<std::string> http_get_text(const std::string& url, const std::string& accept,
+                                         size_t max_bytes);
 
 }  // namespace luzao::cli
