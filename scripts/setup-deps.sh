@@ -8,8 +8,9 @@ set -euo pipefail
 
 PACKAGES=(cmake ninja-build g++ clang lld libclang-rt-14-dev googletest libgtest-dev
           libbenchmark-dev nlohmann-json3-dev libcli11-dev libfmt-dev libcurl4-openssl-dev libcpp-httplib-dev pkg-config
-          libssl-dev zlib1g-dev python3-venv clang-format clang-tidy)
-PYTHON_PACKAGES=(pytest gguf numpy)
+          libssl-dev zlib1g-dev python3-venv clang-format clang-tidy chromium
+          ocl-icd-opencl-dev opencl-headers pocl-opencl-icd)
+PYTHON_PACKAGES=(pytest gguf numpy openai playwright)
 VENV="${LUZAO_VENV:-$HOME/.cache/luzao/venv}"
 
 say() { printf 'setup-deps: %s\n' "$*" >&2; }

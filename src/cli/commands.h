@@ -15,5 +15,6 @@ CommandMain setup_tokenize(CLI::App& command);
 CommandMain setup_pull(CLI::App& command);
 CommandMain setup_run(CLI::App& command);
 CommandMain setup_chat(CLI::App& command);
+CommandMain setup_devices(CLI::App& command);
 
 }  // namespace luzao::cli

@@ -44,7 +44,7 @@ TEST(Registry, UnknownSpecNamesIt) {
 
 TEST(Registry, EnumeratesInStableOrder) {
   auto devs = enumerate_devices(DeviceOptions{.threads = 1});
-  ASSERT_EQ(devs.size(), 2u);
+  ASSERT_GE(devs.size(), 2u);
   EXPECT_EQ(devs[0]->info().name, "cpu");
   EXPECT_EQ(devs[1]->info().name, "reference");
 }
