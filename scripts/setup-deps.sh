@@ -48,7 +48,7 @@ export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$HOME/.cache/pip}"
 if [[ "${LUZAO_VENV_UPGRADE:-0}" == 1 ]]; then
   say "upgrading ${PYTHON_PACKAGES[*]} in $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade "${PYTHON_PACKAGES[@]}"
-elif ! "$VENV/bin/python" -c 'import pytest, gguf, numpy' 2>/dev/null; then
+elif ! "$VENV/bin/python" -c 'import pytest, gguf, numpy, openai, playwright' 2>/dev/null; then
   say "installing ${PYTHON_PACKAGES[*]} into $VENV"
   "$VENV/bin/python" -m pip install -q "${PYTHON_PACKAGES[@]}"
 else

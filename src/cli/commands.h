@@ -16,5 +16,6 @@ CommandMain setup_pull(CLI::App& command);
 CommandMain setup_run(CLI::App& command);
 CommandMain setup_chat(CLI::App& command);
 CommandMain setup_devices(CLI::App& command);
+CommandMain setup_serve(CLI::App& command);
 
 }  // namespace luzao::cli

@@ -24,6 +24,7 @@ constexpr Entry kCommands[] = {
     {"tokenize", "Print the token ids of a text as a JSON array", luzao::cli::setup_tokenize},
     {"pull", "Download a model (catalogue name, URL or path) into the cache",
      luzao::cli::setup_pull},
+    {"serve", "Serve the OpenAI-compatible API and a web chat page", luzao::cli::setup_serve},
     {"devices", "List devices (cpu, OpenCL, CUDA, plugins) with a conformance check",
      luzao::cli::setup_devices},
 };

@@ -1,0 +1,156 @@
+// `luzao serve`: loads a model and serves the OpenAI-compatible API, metrics and the web chat page
+// until SIGINT/SIGTERM.
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "runtime/engine.h"
+#include "runtime/scheduler.h"
+#include "server/server.h"
+
+namespace luzao::cli {
+
+CommandMain setup_serve(CLI::App& cmd) {
+  struct Args {
+    std::string model;
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    int parallel = 4;
+    int ctx_size = 0;
+    int threads = 0;
+    int batch = 512;
+    int prefill_chunk = 256;
+    int queue_limit = 64;
+    size_t max_body = 4u << 20;
+    std::string api_key;
+    std::string device = "cpu";
+    std::string cache_type = "f16";
+    std::string chat_template_file;
+    std::string alias;
+    bool no_prefix_cache = false;
+    bool verbose = false;
+  };
+  auto a = std::make_shared<Args>();
+  cmd.add_option("-m,--model", a->model, "GGUF model file")->required();
+  cmd.add_option("--host", a->host, "Address to listen on")->capture_default_str();
+  cmd.add_option("--port", a->port, "Port to listen on (0: any free port)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  cmd.add_option("-P,--parallel", a->parallel, "Sequences generated together (continuous batching)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd.add_option("-c,--ctx-size", a->ctx_size,
+                 "Context size per sequence in tokens (0: model's, at most 4096)")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("-t,--threads", a->threads, "Worker threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("-b,--batch-size", a->batch, "Tokens per forward pass")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--prefill-chunk", a->prefill_chunk,
+                 "Prompt tokens fed per step (chunked prefill)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--queue-limit", a->queue_limit, "Requests waiting for a slot before 503")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd.add_option("--max-body", a->max_body, "Largest request body in bytes (413 beyond)")
+      ->capture_default_str();
+  cmd.add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' on /v1/*")
+      ->envname("LUZAO_API_KEY");
+  cmd.add_option("--device", a->device, "Device: cpu or reference")->capture_default_str();
+  cmd.add_option("--cache-type", a->cache_type, "KV cache type: f16 or f32")
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->capture_default_str();
+  cmd.add_option("--chat-template", a->chat_template_file,
+                 "Jinja chat template file to use instead of the model's")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--alias", a->alias,
+                 "Model id to serve under (default: the file name without .gguf)");
+  cmd.add_flag("--no-prefix-cache", a->no_prefix_cache,
+               "Do not reuse the KV pages of shared prompt prefixes");
+  cmd.add_flag("-v,--verbose", a->verbose, "Log loading details and every request to stderr");
+  return [a]() -> int {
+    const Logger logger([](LogLevel, std::string_view line) { fmt::print(stderr, "{}\n", line); },
+                        a->verbose ? LogLevel::kDebug : LogLevel::kInfo);
+    EngineOptions options;
+    options.model_path = a->model;
+    options.device = a->device;
+    options.threads = a->threads;
+    options.ctx_size = a->ctx_size;
+    options.max_batch_tokens = std::max(a->batch, a->parallel);
+    options.max_sequences = a->parallel;
+    options.kv_dtype = a->cache_type == "f32" ? DType::kF32 : DType::kF16;
+    options.logger = logger;
+    if (!a->chat_template_file.empty()) {
+      std::ifstream in(a->chat_template_file, std::ios::binary);
+      options.chat_template.assign(std::istreambuf_iterator<char>(in), {});
+      if (!in && !in.eof()) fail(ErrorKind::kIo, "{}: cannot read", a->chat_template_file);
+    }
+    // Signals go to one waiting thread (blocked everywhere else, inherited by every thread made
+    // from here); a write to a closed socket must not kill the server.
+    std::signal(SIGPIPE, SIG_IGN);
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    Engine engine(options);
+    SchedulerOptions sched;
+    sched.max_sequences = a->parallel;
+    sched.max_queue = a->queue_limit;
+    sched.prefill_chunk = a->prefill_chunk;
+    sched.prefix_cache = !a->no_prefix_cache;
+    Scheduler scheduler(engine, sched);
+
+    server::ServerOptions so;
+    so.host = a->host;
+    so.port = a->port;
+    so.api_key = a->api_key;
+    so.model_id = a->alias;
+    if (so.model_id.empty()) {
+      so.model_id = std::filesystem::path(a->model).filename().string();
+      if (so.model_id.ends_with(".gguf")) so.model_id.resize(so.model_id.size() - 5);
+    }
+    so.max_body_bytes = a->max_body;
+    so.http_threads = a->parallel + a->queue_limit + 16;
+    so.logger = logger;
+    server::Server server(engine, scheduler, so);
+    server.bind();
+
+    std::thread waiter([&signals, &server, &logger] {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      logger.info("signal {}: stopping", sig);
+      server.stop();
+    });
+    fmt::print(stderr,
+               "luzao serve: {} on http://{}:{} ({} parallel, context {} tokens per sequence)\n",
+               so.model_id, a->host, server.port(), a->parallel, engine.ctx_size());
+    std::fflush(stderr);
+    std::exception_ptr failure;
+    try {
+      server.listen();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter if no signal came
+    waiter.join();
+    scheduler.stop();
+    if (failure) std::rethrow_exception(failure);
+    return 0;
+  };
+}
+
+}  // namespace luzao::cli

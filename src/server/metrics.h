@@ -1,0 +1,47 @@
+// Server metrics in Prometheus' text exposition format: requests by endpoint and status, token
+// counters, queue depth, KV-cache use and latency histograms. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/scheduler.h"
+
+namespace luzao::server {
+
+// Cumulative histogram with fixed upper bounds (seconds).
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds);
+  void observe(double value);
+  // Appends the _bucket, _sum and _count lines of metric `name`.
+  void render(std::string& out, const std::string& name, const std::string& help) const;
+
+ private:
+  std::vector<double> bounds_;
+  std::vector<uint64_t> counts_;  // per bound, not cumulative; last is +Inf
+  double sum_ = 0;
+  uint64_t count_ = 0;
+};
+
+class Metrics {
+ public:
+  Metrics();
+  void count_request(const std::string& endpoint, int status);
+  void observe_time_to_first_token(double seconds);
+  void observe_time_per_output_token(double seconds);
+  void observe_request_duration(double seconds);
+  // The whole exposition, with the scheduler's counters and gauges.
+  std::string render(const SchedulerStats& stats) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_;
+  Histogram ttft_, tpot_, duration_;
+};
+
+}  // namespace luzao::server

@@ -1,1 +1,0 @@
-// Placeholder so the server layer library has a source; replaced by the HTTP server.
