@@ -17,5 +17,8 @@ CommandMain setup_run(CLI::App& command);
 CommandMain setup_chat(CLI::App& command);
 CommandMain setup_devices(CLI::App& command);
 CommandMain setup_serve(CLI::App& command);
+CommandMain setup_perplexity(CLI::App& command);
+CommandMain setup_quantize(CLI::App& command);
+CommandMain setup_imatrix(CLI::App& command);
 
 }  // namespace luzao::cli

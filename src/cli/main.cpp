@@ -25,6 +25,12 @@ constexpr Entry kCommands[] = {
     {"pull", "Download a model (catalogue name, URL or path) into the cache",
      luzao::cli::setup_pull},
     {"serve", "Serve the OpenAI-compatible API and a web chat page", luzao::cli::setup_serve},
+    {"perplexity", "Measure perplexity (and KL-divergence against a base) on a text file",
+     luzao::cli::setup_perplexity},
+    {"quantize", "Quantize a GGUF model (Q8_0 ... Q2_K, Q4_K_M, with an optional imatrix)",
+     luzao::cli::setup_quantize},
+    {"imatrix", "Collect activation statistics for importance-weighted quantization",
+     luzao::cli::setup_imatrix},
     {"devices", "List devices (cpu, OpenCL, CUDA, plugins) with a conformance check",
      luzao::cli::setup_devices},
 };

@@ -131,6 +131,7 @@ class DecoderModel final : public Model {
       s.matmul(h, l.w_gate, gate);
       s.matmul(h, l.w_up, up);
       s.swiglu(gate, up, gate);
+      observe("ffn_act", gate, layer);
       s.matmul(gate, l.w_down, h);
       s.add(x, h, x);
       observe("layer_out", x, layer);

@@ -141,6 +141,11 @@ bool can_quantize(DType type) noexcept {
     case DType::kQ5_0:
     case DType::kQ5_1:
     case DType::kQ8_0:
+    case DType::kQ2_K:
+    case DType::kQ3_K:
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
     case DType::kQ8_K:
       return true;
     default:
@@ -197,6 +202,16 @@ void quantize_row(DType type, const float* src, void* dst, int64_t n) {
       return quantize_row_q5_1(src, static_cast<BlockQ5_1*>(dst), n);
     case DType::kQ8_0:
       return quantize_row_q8_0(src, static_cast<BlockQ8_0*>(dst), n);
+    case DType::kQ2_K:
+      return quantize_row_q2_K(src, static_cast<BlockQ2_K*>(dst), n);
+    case DType::kQ3_K:
+      return quantize_row_q3_K(src, static_cast<BlockQ3_K*>(dst), n);
+    case DType::kQ4_K:
+      return quantize_row_q4_K(src, static_cast<BlockQ4_K*>(dst), n);
+    case DType::kQ5_K:
+      return quantize_row_q5_K(src, static_cast<BlockQ5_K*>(dst), n);
+    case DType::kQ6_K:
+      return quantize_row_q6_K(src, static_cast<BlockQ6_K*>(dst), n);
     case DType::kQ8_K:
       return quantize_row_q8_K(src, static_cast<BlockQ8_K*>(dst), n);
     default:

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace luzao {
@@ -53,7 +54,17 @@ std::optional<uint64_t> row_bytes(DType type, uint64_t n) noexcept;
 void dequantize_row(DType type, const void* src, float* dst, int64_t n);
 // Throws Error(kUnsupported) for a type without a quantizer (see can_quantize).
 void quantize_row(DType type, const float* src, void* dst, int64_t n);
-// True for F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q8_K.
+// True for F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K and Q8_K.
 bool can_quantize(DType type) noexcept;
+
+// Whether quantize_rows uses importance weights for `type` (Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K).
+bool uses_importance(DType type) noexcept;
+// Quantizes `nrows` rows of `n_per_row` floats into dst (row_bytes(type, n_per_row) per row).
+// `importance` is empty or holds n_per_row non-negative column weights (an imatrix entry); with it
+// the weighted quantizers of tensor/quants.h run where uses_importance(type), else it is ignored
+// and the result equals quantize_row row by row. Throws Error(kInvalidArgument) for a row length
+// the type cannot store or an importance vector of the wrong length, kUnsupported as quantize_row.
+void quantize_rows(DType type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                   std::span<const float> importance);
 
 }  // namespace luzao

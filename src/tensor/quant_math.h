@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace luzao::quant_detail {
 
@@ -19,8 +20,16 @@ inline int32_t round_away(float v) {
   return trunc_to_int(std::round(v));
 }
 
-// Round half to even (llama.cpp's nearest_int, under the default rounding mode).
+// Round half to even (llama.cpp's nearest_int, under the default rounding mode). Within
+// +-2^22 the float addition of 1.5 * 2^23 does the rounding (no library call on baseline x86-64,
+// where nearbyint is not inlined); outside it, nearbyint.
 inline int32_t round_even(float v) {
+  if (std::fabs(v) <= 4194303.0f) {
+    const float shifted = v + 12582912.0f;
+    uint32_t bits = 0;
+    std::memcpy(&bits, &shifted, sizeof(bits));
+    return static_cast<int32_t>(bits & 0x007fffffu) - 0x00400000;
+  }
   return trunc_to_int(std::nearbyint(v));
 }
 

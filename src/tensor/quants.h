@@ -25,6 +25,29 @@ void quantize_row_q5_0(const float* x, BlockQ5_0* y, int64_t n);
 void quantize_row_q5_1(const float* x, BlockQ5_1* y, int64_t n);
 void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t n);
 
+// K-quants (tensor/quantize_k.cpp), bit-identical with llama.cpp's quantize_row_q*_K_ref: per group
+// a scale (and minimum) search minimising a weighted error, the group scales stored in 4/6/8 bits
+// relative to a per-block fp16 scale, then every value requantized with the stored scales.
+void quantize_row_q2_K(const float* x, BlockQ2_K* y, int64_t n);
+void quantize_row_q3_K(const float* x, BlockQ3_K* y, int64_t n);
+void quantize_row_q4_K(const float* x, BlockQ4_K* y, int64_t n);
+void quantize_row_q5_K(const float* x, BlockQ5_K* y, int64_t n);
+void quantize_row_q6_K(const float* x, BlockQ6_K* y, int64_t n);
+
+// Importance-weighted ("imatrix") quantizers: `importance` holds n non-negative values, the mean
+// squared activation each column of the weight matrix meets; rounding errors are weighted by
+// importance * sqrt(sigma^2 + x^2). The bytes equal llama.cpp's quantize_q*_* with quant_weights.
+// Q4_0/Q4_1/Q5_0/Q5_1 are in tensor/quantize_weighted.cpp, the K-quants in quantize_k.cpp.
+void quantize_row_q4_0_weighted(const float* x, BlockQ4_0* y, int64_t n, const float* importance);
+void quantize_row_q4_1_weighted(const float* x, BlockQ4_1* y, int64_t n, const float* importance);
+void quantize_row_q5_0_weighted(const float* x, BlockQ5_0* y, int64_t n, const float* importance);
+void quantize_row_q5_1_weighted(const float* x, BlockQ5_1* y, int64_t n, const float* importance);
+void quantize_row_q2_K_weighted(const float* x, BlockQ2_K* y, int64_t n, const float* importance);
+void quantize_row_q3_K_weighted(const float* x, BlockQ3_K* y, int64_t n, const float* importance);
+void quantize_row_q4_K_weighted(const float* x, BlockQ4_K* y, int64_t n, const float* importance);
+void quantize_row_q5_K_weighted(const float* x, BlockQ5_K* y, int64_t n, const float* importance);
+void quantize_row_q6_K_weighted(const float* x, BlockQ6_K* y, int64_t n, const float* importance);
+
 // Activation formats for integer dot products (what llama.cpp's CPU backend pairs with each weight
 // type): Q8_0 for Q4_0/Q5_0/Q8_0 weights, Q8_1 for Q4_1/Q5_1, Q8_K for all K-quants.
 //   Q8_1: d = max|x| / 127, q = round-half-away(x/d), s = fp16(d * sum(q))

@@ -52,7 +52,9 @@ bool is_k_quant(DType t) {
 std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
   const size_t rb = *row_bytes(t, static_cast<uint64_t>(k));
   std::vector<uint8_t> data(rb * static_cast<size_t>(rows));
-  if (can_quantize(t)) {
+  // Legacy types from their quantizer; K-quants from random (valid) bits, which exercise every
+  // scale and sign pattern.
+  if (can_quantize(t) && dtype_info(t).block_size != 256) {
     const std::vector<float> x = random_floats(rng, static_cast<size_t>(rows * k));
     for (int64_t r = 0; r < rows; ++r) quantize_row(t, x.data() + r * k, data.data() + r * rb, k);
     return data;

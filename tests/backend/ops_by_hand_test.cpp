@@ -314,7 +314,8 @@ TEST_P(OpsByHand, SupportsMatchesOpSet) {
   EXPECT_TRUE(dev_->supports(OpKind::kAttention, DType::kF16));
   EXPECT_FALSE(dev_->supports(OpKind::kAttention, DType::kQ8_0));
   EXPECT_TRUE(dev_->supports(OpKind::kSetRows, DType::kF16));
-  EXPECT_FALSE(dev_->supports(OpKind::kSetRows, DType::kQ4_K));  // no quantizer
+  // set_rows can store exactly the types that have a quantizer.
+  EXPECT_EQ(dev_->supports(OpKind::kSetRows, DType::kQ4_K), can_quantize(DType::kQ4_K));
   EXPECT_FALSE(dev_->supports(OpKind::kRmsNorm, DType::kF16));
 }
 

@@ -103,11 +103,17 @@ TEST(DType, RowBytesRejectsOverflow) {
 
 TEST(DType, CanQuantize) {
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
-                  DType::kQ5_1, DType::kQ8_0, DType::kQ8_K}) {
+                  DType::kQ5_1, DType::kQ8_0, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K,
+                  DType::kQ5_K, DType::kQ6_K, DType::kQ8_K}) {
     EXPECT_TRUE(can_quantize(t)) << dtype_name(t);
   }
-  for (DType t : {DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
-    EXPECT_FALSE(can_quantize(t)) << dtype_name(t);
+  EXPECT_FALSE(can_quantize(static_cast<DType>(9)));  // Q8_1 is not a storage type
+  for (DType t : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ2_K,
+                  DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+    EXPECT_TRUE(uses_importance(t)) << dtype_name(t);
+  }
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ8_K}) {
+    EXPECT_FALSE(uses_importance(t)) << dtype_name(t);
   }
 }
 
@@ -137,8 +143,10 @@ ErrorKind kind_of(const std::function<void()>& fn) {
 TEST(DType, ConversionErrors) {
   std::vector<float> x(512, 1.0f);
   std::vector<uint8_t> out(4096);
-  EXPECT_EQ(kind_of([&] { quantize_row(DType::kQ4_K, x.data(), out.data(), 256); }),
-            ErrorKind::kUnsupported);
+  EXPECT_EQ(kind_of([&] { quantize_row(static_cast<DType>(9), x.data(), out.data(), 256); }),
+            ErrorKind::kUnsupported);  // Q8_1: no storage quantizer
+  EXPECT_EQ(kind_of([&] { quantize_row(DType::kQ4_K, x.data(), out.data(), 128); }),
+            ErrorKind::kInvalidArgument);
   EXPECT_EQ(kind_of([&] { quantize_row(DType::kQ4_0, x.data(), out.data(), 33); }),
             ErrorKind::kInvalidArgument);
   EXPECT_EQ(kind_of([&] { quantize_row(DType::kQ8_K, x.data(), out.data(), 32); }),
