@@ -165,8 +165,8 @@ typedef struct luzao_buffer_api {
   luzao_status (*download)(luzao_device* dev, luzao_buffer* src, uint64_t offset, void* dst,
                            uint64_t bytes, luzao_error* err);
   /* Between two buffers of the same device; the ranges may overlap (memmove semantics). */
-  luzao_status (*copy)(luzao_device* dev, luzao_buffer* src, uint64_t src_offset,
-                       luzao_buffer* dst, uint64_t dst_offset, uint64_t bytes, luzao_error* err);
+  luzao_status (*copy)(luzao_device* dev, luzao_buffer* src, uint64_t src_offset, luzao_buffer* dst,
+                       uint64_t dst_offset, uint64_t bytes, luzao_error* err);
 } luzao_buffer_api;
 
 /* The op set, run in issue order on one stream; a stream is used by one thread at a time. Ops

@@ -42,8 +42,17 @@ inline std::filesystem::path write_served_model(const std::string& name, int n_c
     tokens.push_back(fmt::format("<0x{:02X}>", b));
     types.push_back(6);
   }
-  const char* pieces[] = {"\xe2\x96\x81",  "a",  "b", "c", "d", "e", "\xe2\x96\x81the",
-                          "\xe2\x96\x81" "a", "lo", "he"};
+  const char* pieces[] = {"\xe2\x96\x81",
+                          "a",
+                          "b",
+                          "c",
+                          "d",
+                          "e",
+                          "\xe2\x96\x81the",
+                          "\xe2\x96\x81"
+                          "a",
+                          "lo",
+                          "he"};
   for (int i = 0; static_cast<int>(tokens.size()) < kServedVocab; ++i) {
     tokens.push_back(i < 10 ? std::string(pieces[i]) : fmt::format("w{}", i));
     types.push_back(1);
