@@ -54,7 +54,9 @@ std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t k, std::mt199
   std::vector<uint8_t> data(rb * static_cast<size_t>(rows));
   // Legacy types from their quantizer; K-quants from random (valid) bits, which exercise every
   // scale and sign pattern.
-  if (can_quantize(t) && dtype_info(t).block_size != 256) {
+  const bool k_quant = t == DType::kQ2_K || t == DType::kQ3_K || t == DType::kQ4_K ||
+                       t == DType::kQ5_K || t == DType::kQ6_K;
+  if (can_quantize(t) && !k_quant) {
     const std::vector<float> x = random_floats(rng, static_cast<size_t>(rows * k));
     for (int64_t r = 0; r < rows; ++r) quantize_row(t, x.data() + r * k, data.data() + r * rb, k);
     return data;
