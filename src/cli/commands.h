@@ -16,9 +16,10 @@ CommandMain setup_pull(CLI::App& command);
 CommandMain setup_run(CLI::App& command);
 CommandMain setup_chat(CLI::App& command);
 CommandMain setup_devices(CLI::App& command);
-CommandMain setup_serve(CLI::App& command);
+CommandMain setup_bench(CLI::App& command);
 CommandMain setup_perplexity(CLI::App& command);
 CommandMain setup_quantize(CLI::App& command);
 CommandMain setup_imatrix(CLI::App& command);
+CommandMain setup_serve(CLI::App& command);
 
 }  // namespace luzao::cli

@@ -20,19 +20,21 @@ struct Entry {
 constexpr Entry kCommands[] = {
     {"run", "Generate a continuation of a prompt", luzao::cli::setup_run},
     {"chat", "Chat with a model interactively", luzao::cli::setup_chat},
+    {"bench", "Measure prompt and generation speed (tokens/s), as llama-bench",
+     luzao::cli::setup_bench},
+    {"serve", "Serve the OpenAI-compatible API and a web chat page", luzao::cli::setup_serve},
+    {"devices", "List devices (cpu, OpenCL, CUDA, plugins) with a conformance check",
+     luzao::cli::setup_devices},
     {"inspect", "Print a GGUF file's metadata and tensor table", luzao::cli::setup_inspect},
     {"tokenize", "Print the token ids of a text as a JSON array", luzao::cli::setup_tokenize},
     {"pull", "Download a model (catalogue name, URL or path) into the cache",
      luzao::cli::setup_pull},
-    {"serve", "Serve the OpenAI-compatible API and a web chat page", luzao::cli::setup_serve},
     {"perplexity", "Measure perplexity (and KL-divergence against a base) on a text file",
      luzao::cli::setup_perplexity},
     {"quantize", "Quantize a GGUF model (Q8_0 ... Q2_K, Q4_K_M, with an optional imatrix)",
      luzao::cli::setup_quantize},
     {"imatrix", "Collect activation statistics for importance-weighted quantization",
      luzao::cli::setup_imatrix},
-    {"devices", "List devices (cpu, OpenCL, CUDA, plugins) with a conformance check",
-     luzao::cli::setup_devices},
 };
 
 }  // namespace

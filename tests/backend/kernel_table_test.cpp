@@ -101,6 +101,12 @@ std::vector<float> activation_as_f32(const MatMulKernel& kern, const void* act, 
     dequantize_row_q8_1(static_cast<const BlockQ8_1*>(act), out.data(), k);
   } else if (name == "q8_K") {
     dequantize_row(DType::kQ8_K, act, out.data(), k);
+  } else if (name == "q8_0x" || name == "q8_1x") {  // codes [k], then one float d per block
+    const auto* qs = static_cast<const int8_t*>(act);
+    const auto* d = reinterpret_cast<const float*>(qs + k);
+    for (int64_t i = 0; i < k; ++i) out[i] = d[i / 32] * static_cast<float>(qs[i]);
+  } else if (name == "f16x") {
+    std::memcpy(out.data(), act, static_cast<size_t>(k) * 4);
   } else {
     ADD_FAILURE() << "unknown activation format " << name;
   }
@@ -139,13 +145,20 @@ int check_table(const KernelTable& table, std::mt19937& rng) {
         }
         double tol = 1e-5 * magnitude + 1e-30;
         // Q8_1 carries the block sum as fp16 (s), so Q4_1/Q5_1 weights see its rounding.
-        if (std::string_view(kern.act.name) == "q8_1") tol += 2e-3 * magnitude;
+        const std::string_view act_name = kern.act.name;
+        if (act_name == "q8_1" || act_name == "q8_1x") tol += 2e-3 * magnitude;
         const float got = kern.dot(k, w.data(), act_ptr);
         EXPECT_NEAR(got, want, tol) << dtype_name(t) << " " << kern.isa << " k=" << k;
       }
     }
   }
   return checked;
+}
+
+// The features with everything above AVX2 switched off, to test the AVX2 table on newer CPUs.
+cpu::CpuFeatures avx2_only(cpu::CpuFeatures f) {
+  f.avx512 = f.avx512_vnni = f.amx_int8 = false;
+  return f;
 }
 
 TEST(KernelTable, PortableKernelsMatchDequantizedDot) {
@@ -161,15 +174,48 @@ TEST(KernelTable, Avx2KernelsMatchDequantizedDot) {
   const cpu::CpuFeatures f = cpu::detect_cpu_features();
   if (!f.avx2) GTEST_SKIP() << "this CPU has no AVX2+FMA+F16C";
   std::mt19937 rng(100);
-  const KernelTable table = cpu::make_kernel_table(f);
+  const KernelTable table = cpu::make_kernel_table(avx2_only(f));
   EXPECT_STREQ(table[cpu::kernel_slot(DType::kQ4_1)].isa, "avx2");
   EXPECT_EQ(check_table(table, rng), 13);
+}
+
+TEST(KernelTable, Avx512VnniKernelsMatchDequantizedDot) {
+  const cpu::CpuFeatures f = cpu::detect_cpu_features();
+  if (!f.avx512_vnni) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  std::mt19937 rng(101);
+  const KernelTable table = cpu::make_kernel_table(f);
+  for (DType t : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0,
+                  DType::kQ4_K, DType::kQ6_K, DType::kF16}) {
+    EXPECT_STREQ(table[cpu::kernel_slot(t)].isa, "avx512vnni") << dtype_name(t);
+    EXPECT_NE(table[cpu::kernel_slot(t)].gemm, nullptr) << dtype_name(t);
+  }
+  EXPECT_EQ(check_table(table, rng), 13);
+}
+
+TEST(KernelTable, Avx512Q8_0TakesMinus128) {
+  const cpu::CpuFeatures f = cpu::detect_cpu_features();
+  if (!f.avx512_vnni) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  const KernelTable table = cpu::make_kernel_table(f);
+  const MatMulKernel& kern = table[cpu::kernel_slot(DType::kQ8_0)];
+  // Two blocks of -128 weights against activations quantized to +-127 (x = +-1).
+  BlockQ8_0 w[2] = {};
+  for (BlockQ8_0& b : w) {
+    b.d = fp32_to_fp16(1.0f);
+    for (int8_t& q : b.qs) q = -128;
+  }
+  std::vector<float> x(64);
+  for (int j = 0; j < 64; ++j) x[j] = j % 2 == 0 ? -1.0f : 1.0f;
+  x[1] = -1.0f;  // 33 codes of -127, 31 of +127 -> sum = -2 * 127, times -128
+  std::vector<uint8_t> act(kern.act.row_bytes(64));
+  kern.act.convert(x.data(), act.data(), 64);
+  const float d = fp16_to_fp32(fp32_to_fp16(1.0f / 127.0f));
+  EXPECT_FLOAT_EQ(kern.dot(64, w, act.data()), d * 128.0f * 2.0f * 127.0f);
 }
 
 TEST(KernelTable, Avx2Q8_0TakesMinus128) {
   const cpu::CpuFeatures f = cpu::detect_cpu_features();
   if (!f.avx2) GTEST_SKIP() << "this CPU has no AVX2+FMA+F16C";
-  const KernelTable table = cpu::make_kernel_table(f);
+  const KernelTable table = cpu::make_kernel_table(avx2_only(f));
   BlockQ8_0 w{}, a{};
   w.d = fp32_to_fp16(1.0f);
   a.d = fp32_to_fp16(1.0f);

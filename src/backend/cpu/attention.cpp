@@ -50,6 +50,7 @@ void axpy(float p, const std::byte* v, DType type, int n, float* acc) {
 }  // namespace
 
 void attention(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p) {
+  if (attention_avx512(ctx, a, p)) return;
   const int64_t rows = a.q.rows;
   const int hd = p.head_dim;
   const int group = p.n_heads / p.n_kv_heads;

@@ -6,14 +6,17 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/host_device.h"
+#include "core/error.h"
 
 namespace luzao {
 namespace {
 
 class CpuStream final : public Stream {
  public:
-  CpuStream(ThreadPool& pool, const cpu::KernelTable& kernels)
-      : per_thread_(static_cast<size_t>(pool.size())), ctx_{pool, kernels, shared_, per_thread_} {}
+  CpuStream(cpu::WorkerPool& pool, const cpu::KernelTable& kernels,
+            const cpu::CpuFeatures& features)
+      : per_thread_(static_cast<size_t>(pool.size())),
+        ctx_{pool, kernels, features, shared_, per_thread_} {}
 
   void get_rows(const TensorView& table, std::span<const int32_t> ids,
                 const TensorView& out) override {
@@ -24,7 +27,12 @@ class CpuStream final : public Stream {
     cpu::rms_norm(ctx_, check_rms_norm(x, weight, eps, out), eps);
   }
   void matmul(const TensorView& x, const TensorView& w, const TensorView& out) override {
-    cpu::matmul(ctx_, check_matmul(x, w, out));
+    const MatMulArgs args = check_matmul(x, w, out);
+    const cpu::PackedMatrix* packed = nullptr;
+    if (auto* mapped = dynamic_cast<cpu::PackedWeightBuffer*>(w.buffer)) {
+      packed = mapped->packed(w, ctx_.features);
+    }
+    cpu::matmul(ctx_, args, packed);
   }
   void rope(const TensorView& x, std::span<const int32_t> positions, const RopeParams& p) override {
     cpu::rope(ctx_, check_rope(x, positions, p), positions, p);
@@ -61,24 +69,34 @@ class CpuStream final : public Stream {
 class CpuDevice final : public HostDevice {
  public:
   explicit CpuDevice(int threads)
-      : pool_(threads), kernels_(cpu::make_kernel_table(cpu::detect_cpu_features())) {
-    const cpu::CpuFeatures f = cpu::detect_cpu_features();
+      : pool_(threads),
+        features_(cpu::detect_cpu_features()),
+        kernels_(cpu::make_kernel_table(features_)) {
+    const cpu::CpuFeatures& f = features_;
     info_.name = "cpu";
     info_.backend = "cpu";
     info_.vendor = "luzao";
     info_.description =
-        fmt::format("{} threads, kernels: {}", pool_.size(), f.avx2 ? "avx2" : "portable");
+        fmt::format("{} threads, kernels: {}", pool_.size(), cpu::kernel_isa_name(f));
     info_.memory_bytes = host_memory_bytes();
   }
   const DeviceInfo& info() const override { return info_; }
   bool supports(OpKind op, DType dtype) const override { return host_supports(op, dtype); }
+  // Mapped weights are read-only: their matrices are repacked for the tile kernels on first use.
+  std::unique_ptr<Buffer> map_host(const void* data, size_t bytes) override {
+    if (data == nullptr && bytes != 0) {
+      fail(ErrorKind::kInvalidArgument, "map_host: null pointer for {} bytes", bytes);
+    }
+    return std::make_unique<cpu::PackedWeightBuffer>(data, bytes);
+  }
   std::unique_ptr<Stream> create_stream() override {
-    return std::make_unique<CpuStream>(pool_, kernels_);
+    return std::make_unique<CpuStream>(pool_, kernels_, features_);
   }
 
  private:
   DeviceInfo info_;
-  ThreadPool pool_;
+  cpu::WorkerPool pool_;
+  cpu::CpuFeatures features_;
   cpu::KernelTable kernels_;
 };
 

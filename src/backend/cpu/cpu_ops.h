@@ -6,9 +6,10 @@
 #include <vector>
 
 #include "backend/cpu/cpu_math.h"
+#include "backend/cpu/packed.h"
 #include "backend/cpu/vec_dot.h"
+#include "backend/cpu/worker_pool.h"
 #include "backend/host_ops.h"
-#include "core/thread_pool.h"
 
 namespace luzao::cpu {
 
@@ -16,14 +17,24 @@ namespace luzao::cpu {
 // shared by the op, one per pool thread). Scratch only grows, so steady-state decoding allocates
 // nothing.
 struct CpuContext {
-  ThreadPool& pool;
+  WorkerPool& pool;
   const KernelTable& kernels;
+  const CpuFeatures& features;  // what the non-matmul kernels may use
   Scratch& shared;
   std::vector<Scratch>& per_thread;  // indexed by the pool's thread number
 };
 
-void matmul(CpuContext& ctx, const MatMulArgs& a);
+// `packed`: the packed form of the first rows of a.w (or nullptr); its kernel takes the
+// activation format of the kernel table's entry for a.w.dtype.
+void matmul(CpuContext& ctx, const MatMulArgs& a, const PackedMatrix* packed = nullptr);
 void attention(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p);
+// The AVX-512 path of attention (F16 K and V); false when this call is not one it handles.
+bool attention_avx512(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p);
+
+// AVX-512 row kernels (elementwise_avx512.cpp); call only when CpuFeatures::avx512.
+void swiglu_row_avx512(const float* g, const float* u, float* o, int64_t n);
+void rms_norm_row_avx512(const float* x, const float* w, float* o, int64_t n, float eps);
+void f32_to_f16_row_avx512(const float* s, uint16_t* d, int64_t n);
 
 void get_rows(CpuContext& ctx, const GetRowsArgs& a, std::span<const int32_t> ids);
 void rms_norm(CpuContext& ctx, const RmsNormArgs& a, float eps);

@@ -37,6 +37,10 @@ void rms_norm(CpuContext& ctx, const RmsNormArgs& a, float eps) {
   const int64_t n = a.x.cols;
   for_rows(ctx, a.x.rows, n, [&](int64_t begin, int64_t end, int) {
     for (int64_t r = begin; r < end; ++r) {
+      if (ctx.features.avx512) {
+        rms_norm_row_avx512(a.x.f32(r), w, a.out.f32(r), n, eps);
+        continue;
+      }
       const float* x = a.x.f32(r);
       double sum = 0.0;  // llama.cpp sums squares in double too
       for (int64_t j = 0; j < n; ++j) sum += static_cast<double>(x[j] * x[j]);
@@ -83,6 +87,10 @@ void swiglu(CpuContext& ctx, const TernaryArgs& a) {
       const float* g = a.a.f32(r);
       const float* u = a.b.f32(r);
       float* o = a.out.f32(r);
+      if (ctx.features.avx512) {
+        swiglu_row_avx512(g, u, o, a.a.cols);
+        continue;
+      }
       for (int64_t j = 0; j < a.a.cols; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
     }
   });
@@ -136,7 +144,7 @@ void softmax(CpuContext& ctx, const HostView& x) {
 }
 
 // Serial on purpose: with repeated row ids the last source row wins, as in the reference.
-void set_rows(CpuContext&, const SetRowsArgs& a, std::span<const int32_t> row_ids) {
+void set_rows(CpuContext& ctx, const SetRowsArgs& a, std::span<const int32_t> row_ids) {
   const int64_t n = a.src.cols;
   {
     for (int64_t i = 0; i < a.src.rows; ++i) {
@@ -148,6 +156,10 @@ void set_rows(CpuContext&, const SetRowsArgs& a, std::span<const int32_t> row_id
           break;
         case DType::kF16: {
           auto* h = reinterpret_cast<uint16_t*>(d);
+          if (ctx.features.avx512) {
+            f32_to_f16_row_avx512(s, h, n);
+            break;
+          }
           for (int64_t j = 0; j < n; ++j) h[j] = fp32_to_fp16(s[j]);
           break;
         }

@@ -9,14 +9,97 @@ namespace {
 
 constexpr int64_t kRowTile = 16;    // weight rows per tile: a few KB that stay in L1
 constexpr int64_t kTokenTile = 32;  // activation rows per tile when prefilling
+// Tile kernels: a task covers this many weight rows x tokens (weights ~L2-resident across the
+// task's tokens); inside it the kernel's register tiles sweep the tokens for each row group.
+constexpr int64_t kGemmRows = 64;
+constexpr int64_t kGemmTokens = 64;
+// Float activations take 4 bytes per element: their tiles sum k in chunks of this many elements
+// (in every path, so the summation order stays the same for decode and prefill), which keeps a
+// task's activations and weights in L2 for long rows.
+constexpr int64_t kFloatChunk = 512;
 
 size_t align64(size_t v) {
   return (v + 63) / 64 * 64;
 }
 
+// Tile kernels over rows x tokens. Rows below packed->rows() go through the 16-row packed
+// kernel, the rest through the kernel table's tile kernel; each output row always takes the same
+// path, so results depend neither on the token count nor on the thread count.
+void run_gemm(CpuContext& ctx, const MatMulArgs& a, const MatMulKernel& kern,
+              const PackedMatrix* packed, const std::byte* act, size_t act_stride) {
+  const int64_t n = a.x.rows;
+  const int64_t m = a.w.rows;
+  const int64_t k = a.x.cols;
+  const int64_t packed_rows = packed != nullptr ? packed->rows() : 0;
+  const int64_t tr = packed != nullptr ? kPackRows : kern.tile_rows;  // rows per unit
+  const int64_t tt = packed != nullptr ? kPackTokens : kern.tile_tokens;
+  const size_t os = a.out.stride / sizeof(float);
+  float* out = a.out.f32(0);
+  const int64_t kc = kern.act.block_size == 1 ? std::min(k, kFloatChunk) : k;
+  const size_t w_elem = dtype_info(a.w.dtype).block_bytes;  // float types: bytes per element
+  const auto unpacked_tile = [&](int64_t r, int64_t rows, const std::byte* at, int64_t tokens,
+                                 float* o, int thread) {
+    const int nr = static_cast<int>(rows), nt = static_cast<int>(tokens);
+    kern.gemm(kc, a.w.row(r), a.w.stride, nr, at, act_stride, nt, o, os);
+    if (kc == k) return;
+    float* part = ctx.per_thread[static_cast<size_t>(thread)].get_as<float>(
+        static_cast<size_t>(kern.tile_rows * kern.tile_tokens));
+    for (int64_t c = kc; c < k; c += kc) {
+      const int64_t len = std::min(kc, k - c);
+      kern.gemm(len, a.w.row(r) + static_cast<size_t>(c) * w_elem, a.w.stride, nr,
+                at + static_cast<size_t>(c) * kern.act.block_bytes, act_stride, nt, part,
+                static_cast<size_t>(nr));
+      for (int t = 0; t < nt; ++t) {
+        for (int i = 0; i < nr; ++i) o[static_cast<size_t>(t) * os + i] += part[t * nr + i];
+      }
+    }
+  };
+  const auto block = [&](int64_t r0, int64_t r1, int64_t t0, int64_t t1, int thread) {
+    for (int64_t r = r0; r < r1; r += tr) {
+      const int64_t rows = std::min(tr, r1 - r);
+      for (int64_t t = t0; t < t1; t += tt) {
+        const int tokens = static_cast<int>(std::min(tt, t1 - t));
+        const std::byte* at = act + static_cast<size_t>(t) * act_stride;
+        float* o = out + static_cast<size_t>(t) * os + static_cast<size_t>(r);
+        if (r < packed_rows) {
+          packed->gemm()(k, packed->group(r / kPackRows), at, act_stride, tokens, o, os);
+          continue;
+        }
+        for (int64_t rr = r; rr < r + rows; rr += kern.tile_rows) {  // the unpacked remainder
+          for (int64_t t2 = 0; t2 < tokens; t2 += kern.tile_tokens) {
+            unpacked_tile(rr, std::min<int64_t>(kern.tile_rows, r + rows - rr),
+                          at + static_cast<size_t>(t2) * act_stride,
+                          std::min<int64_t>(kern.tile_tokens, tokens - t2),
+                          o + static_cast<size_t>(t2) * os + static_cast<size_t>(rr - r), thread);
+          }
+        }
+      }
+    }
+  };
+  if (n <= tt) {  // decoding: row units handed out in a few chunks per thread, so that a thread
+                  // the OS has descheduled leaves its share to the others
+    const int64_t units = (m + tr - 1) / tr;
+    const int64_t grain = std::max<int64_t>(1, units / (4 * ctx.pool.size()));
+    ctx.pool.parallel_for_dynamic(units, grain, [&](int64_t begin, int64_t end, int thread) {
+      block(begin * tr, std::min(m, end * tr), 0, n, thread);
+    });
+    return;
+  }
+  const int64_t row_blocks = (m + kGemmRows - 1) / kGemmRows;
+  const int64_t token_blocks = (n + kGemmTokens - 1) / kGemmTokens;
+  ctx.pool.parallel_for_dynamic(
+      row_blocks * token_blocks, 1, [&](int64_t begin, int64_t end, int thread) {
+        for (int64_t task = begin; task < end; ++task) {
+          const int64_t r0 = (task % row_blocks) * kGemmRows;
+          const int64_t t0 = (task / row_blocks) * kGemmTokens;
+          block(r0, std::min(m, r0 + kGemmRows), t0, std::min(n, t0 + kGemmTokens), thread);
+        }
+      });
+}
+
 }  // namespace
 
-void matmul(CpuContext& ctx, const MatMulArgs& a) {
+void matmul(CpuContext& ctx, const MatMulArgs& a, const PackedMatrix* packed) {
   const int64_t n = a.x.rows;
   const int64_t m = a.w.rows;
   const int64_t k = a.x.cols;
@@ -55,6 +138,10 @@ void matmul(CpuContext& ctx, const MatMulArgs& a) {
     act = buf;
   }
 
+  if (kern.gemm != nullptr) {
+    run_gemm(ctx, a, kern, packed, act, act_stride);
+    return;
+  }
   const VecDotFn dot = kern.dot;
   if (n == 1) {
     ctx.pool.parallel_for(m, [&](int64_t begin, int64_t end, int) {

@@ -26,10 +26,19 @@ struct ActFormat {
   size_t row_bytes(int64_t k) const { return static_cast<size_t>(k / block_size) * block_bytes; }
 };
 
+// A register-blocked tile: out[t * out_stride + r] = dot(weight row r, activation row t) for
+// r < rows <= MatMulKernel::tile_rows and t < tokens <= MatMulKernel::tile_tokens. Each output
+// is summed in the same order whatever the tile shape, so results do not depend on tiling.
+using GemmFn = void (*)(int64_t k, const void* w, size_t w_stride, int rows, const void* act,
+                        size_t act_stride, int tokens, float* out, size_t out_stride);
+
 struct MatMulKernel {
   ActFormat act;
   VecDotFn dot;     // nullptr: no direct kernel; the weight row is dequantized and dotted in F32
-  const char* isa;  // "scalar", "avx2", ...
+  const char* isa;  // "scalar", "avx2", "avx512vnni", ...
+  GemmFn gemm = nullptr;  // optional tile kernel (same results as dot); used when present
+  int tile_rows = 1;
+  int tile_tokens = 1;
 };
 
 // Kernels for every dtype, indexed by kernel_slot(dtype).
@@ -40,10 +49,14 @@ inline size_t kernel_slot(DType t) {
 using KernelTable = std::array<MatMulKernel, kKernelSlots>;
 
 struct CpuFeatures {
-  bool avx2 = false;    // with FMA and F16C
-  bool avx512 = false;  // F, BW, VL
+  bool avx2 = false;         // with FMA and F16C
+  bool avx512 = false;       // F, BW, VL (with avx2)
+  bool avx512_vnni = false;  // with avx512
+  bool amx_int8 = false;     // the CPU has AMX tiles (the OS must still grant them)
 };
 CpuFeatures detect_cpu_features() noexcept;
+// Short name of the best kernel set `f` selects: "avx512vnni", "avx2" or "portable".
+const char* kernel_isa_name(const CpuFeatures& f) noexcept;
 
 // The portable table (plain C++ the compiler vectorises), then upgraded with what `features`
 // allow. Entries the table lacks have dot == nullptr and act = f32.
@@ -53,7 +66,8 @@ KernelTable make_kernel_table(const CpuFeatures& features);
 void add_float_kernels(KernelTable& table);
 void add_legacy_quant_kernels(KernelTable& table);
 void add_k_quant_kernels(KernelTable& table);
-void add_avx2_kernels(KernelTable& table);  // only called when CpuFeatures::avx2
+void add_avx2_kernels(KernelTable& table);    // only called when CpuFeatures::avx2
+void add_avx512_kernels(KernelTable& table);  // only called when CpuFeatures::avx512_vnni
 
 // Activation formats, shared by portable and ISA kernels.
 extern const ActFormat kActF32;
@@ -62,5 +76,11 @@ extern const ActFormat kActBF16;
 extern const ActFormat kActQ8_0;
 extern const ActFormat kActQ8_1;
 extern const ActFormat kActQ8_K;
+// AVX-512 layouts of the same values: per row, the int8 codes of all blocks, then one float
+// scale per block (the fp16 d widened), then per block Q8_0X: the int32 code sum; Q8_1X: s / 8
+// (the fp16 s widened). F16X: F32 values rounded to F16 (the F16 activation, widened).
+extern const ActFormat kActQ8_0X;
+extern const ActFormat kActQ8_1X;
+extern const ActFormat kActF16X;
 
 }  // namespace luzao::cpu

@@ -1,0 +1,141 @@
+// cpu attention on long contexts (F16 and F32 KV cache) against a double-precision model of
+// llama.cpp's arithmetic, written out here: query rounded to F16 for an F16 K cache, softmax
+// normalised and, for an F16 V cache, each probability rounded to F16 before weighting V.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "backend/registry.h"
+#include "backend_test_util.h"
+#include "core/half.h"
+
+namespace luzao {
+namespace {
+
+using test::make_f32;
+using test::make_tensor;
+using test::nmse;
+using test::random_floats;
+using test::read_f32;
+
+float round_f16(float x) {
+  return fp16_to_fp32(fp32_to_fp16(x));
+}
+
+struct Case {
+  int head_dim;
+  int n_kv;
+  int group;
+  int len;
+  DType pool;
+};
+
+// Expected outputs (one row per query position in `positions`), with or without the rounding of
+// the probabilities to F16.
+std::vector<float> expected(const Case& c, const std::vector<float>& q, const std::vector<float>& k,
+                            const std::vector<float>& v, const std::vector<int32_t>& positions,
+                            bool round_probs) {
+  const int heads = c.n_kv * c.group, hd = c.head_dim, kv_cols = c.n_kv * hd;
+  const bool f16 = c.pool == DType::kF16;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  std::vector<float> out(positions.size() * static_cast<size_t>(heads * hd));
+  for (size_t r = 0; r < positions.size(); ++r) {
+    const int pos = positions[r];
+    for (int h = 0; h < heads; ++h) {
+      const int kvh = h / c.group;
+      const float* qh = q.data() + (r * heads + h) * hd;
+      std::vector<double> s(static_cast<size_t>(pos) + 1);
+      double mx = -INFINITY;
+      for (int t = 0; t <= pos; ++t) {
+        double d = 0;
+        for (int j = 0; j < hd; ++j) {
+          const float kq = f16 ? round_f16(qh[j]) : qh[j];
+          const float kk = k[static_cast<size_t>(t) * kv_cols + kvh * hd + j];
+          d += static_cast<double>(kq) * (f16 ? round_f16(kk) : kk);
+        }
+        s[t] = d * scale;
+        mx = std::max(mx, s[t]);
+      }
+      double sum = 0;
+      for (double& x : s) sum += (x = std::exp(x - mx));
+      for (int j = 0; j < hd; ++j) {
+        double acc = 0;
+        for (int t = 0; t <= pos; ++t) {
+          const float p = static_cast<float>(s[t] / sum);
+          const float vv = v[static_cast<size_t>(t) * kv_cols + kvh * hd + j];
+          acc += static_cast<double>(f16 && round_probs ? round_f16(p) : p) *
+                 (f16 ? round_f16(vv) : vv);
+        }
+        out[(r * heads + h) * hd + j] = static_cast<float>(acc);
+      }
+    }
+  }
+  return out;
+}
+
+TEST(CpuAttention, LongContextsMatchLlamaCppArithmetic) {
+  std::mt19937 rng(77);
+  auto cpu = open_device("cpu", DeviceOptions{.threads = 2});
+  auto s = cpu->create_stream();
+  constexpr int kPage = 16;
+  for (const Case& c : {Case{64, 3, 3, 517, DType::kF16}, Case{128, 2, 7, 200, DType::kF16},
+                        Case{80, 1, 2, 33, DType::kF16}, Case{64, 2, 1, 16, DType::kF16},
+                        Case{40, 2, 2, 70, DType::kF16}, Case{64, 3, 3, 300, DType::kF32}}) {
+    SCOPED_TRACE(fmt::format("head_dim={} kv={} group={} len={} {}", c.head_dim, c.n_kv, c.group,
+                             c.len, dtype_name(c.pool)));
+    const int heads = c.n_kv * c.group, hd = c.head_dim, kv_cols = c.n_kv * hd;
+    const int n_pages = (c.len + kPage - 1) / kPage;
+    // Pages in reverse order, so that the page table matters.
+    std::vector<int32_t> table(static_cast<size_t>(n_pages));
+    std::iota(table.rbegin(), table.rend(), 0);
+    std::vector<int32_t> rows(static_cast<size_t>(c.len));
+    for (int t = 0; t < c.len; ++t) rows[t] = table[t / kPage] * kPage + t % kPage;
+    const std::vector<float> k = random_floats(rng, static_cast<size_t>(c.len) * kv_cols, -2, 2);
+    const std::vector<float> v = random_floats(rng, static_cast<size_t>(c.len) * kv_cols, -2, 2);
+    std::vector<int32_t> positions = {0, c.len / 2, c.len - 1};
+    if (c.len > 20) positions.insert(positions.end(), {15, 16, 17});
+    const std::vector<int32_t> seq(positions.size(), 0);
+    const std::vector<float> q =
+        random_floats(rng, positions.size() * static_cast<size_t>(heads * hd), -2, 2);
+    const AttentionParams p{.n_heads = heads,
+                            .n_kv_heads = c.n_kv,
+                            .head_dim = hd,
+                            .page_size = kPage,
+                            .max_blocks = n_pages,
+                            .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
+                            .token_seq = seq,
+                            .token_pos = positions,
+                            .block_table = table};
+    auto kpool = make_tensor(*cpu, c.pool, n_pages * kPage, kv_cols, nullptr);
+    auto vpool = make_tensor(*cpu, c.pool, n_pages * kPage, kv_cols, nullptr);
+    auto ksrc = make_f32(*cpu, c.len, kv_cols, k);
+    auto vsrc = make_f32(*cpu, c.len, kv_cols, v);
+    s->set_rows(ksrc.view, rows, kpool.view);
+    s->set_rows(vsrc.view, rows, vpool.view);
+    const auto nq = static_cast<int64_t>(positions.size());
+    auto qt = make_f32(*cpu, nq, heads * hd, q);
+    auto out = make_f32(*cpu, nq, heads * hd, {});
+    s->attention(qt.view, kpool.view, vpool.view, p, out.view);
+    const std::vector<float> got = read_f32(*cpu, out);
+    const std::vector<float> want = expected(c, q, k, v, positions, true);
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); ++i)
+      worst = std::max(worst, std::fabs(double{got[i]} - want[i]));
+    // F32 sums against double; a probability may land on the other side of an F16 rounding tie.
+    EXPECT_LT(worst, 2e-3);
+    EXPECT_LT(nmse(got, want), 1e-9);
+    if (c.pool == DType::kF16 && c.len > 100) {
+      // Without the F16 rounding of probabilities the outputs are measurably elsewhere.
+      const std::vector<float> unrounded = expected(c, q, k, v, positions, false);
+      EXPECT_LT(nmse(got, want) * 20, nmse(got, unrounded));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace luzao
