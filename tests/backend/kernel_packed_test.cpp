@@ -146,8 +146,10 @@ TEST(PackedKernels, MatchTheRowDotForEveryTokenCount) {
           for (int r = 0; r < 16; ++r) {
             const float want = kern.dot(k, w.data() + r * rb, act.data() + j * as);
             const float got = out[j * os + r];
-            if (k_quant) {  // the super-block formula of the row kernel, step for step
-              EXPECT_EQ(got, want)
+            if (k_quant) {
+              // The super-block formula of the row kernel, step for step; only the compiler's
+              // fusing of multiply-adds may differ (it does under the sanitizer build).
+              EXPECT_NEAR(got, want, 1e-6f * (1.0f + std::fabs(want)) * static_cast<float>(k / 256))
                   << dtype_name(t) << " k=" << k << " T=" << tokens << " row " << r;
               continue;
             }
