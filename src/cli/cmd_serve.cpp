@@ -1,7 +1,9 @@
-// `luzao serve`: loads a model and serves the OpenAI-compatible API, metrics and the web chat page
-// until SIGINT/SIGTERM.
+// `luzao serve`: loads a model (on one device, or on every device of a pool file, one replica
+// each) and serves the OpenAI-compatible API, metrics and the web chat page until SIGINT/SIGTERM.
 #include <pthread.h>
 
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -14,11 +16,46 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "pool/pool_spec.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
+#include "server/replica_set.h"
 #include "server/server.h"
 
 namespace luzao::cli {
+namespace {
+
+bool vendor_excluded(const pool::PoolSpec& spec, const std::string& vendor) {
+  for (const std::string& v : spec.policy.exclude_vendors) {
+    if (v.size() == vendor.size() &&
+        std::equal(v.begin(), v.end(), vendor.begin(), [](char x, char y) {
+          return std::tolower(static_cast<unsigned char>(x)) ==
+                 std::tolower(static_cast<unsigned char>(y));
+        })) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// One replica per pool device, leaving out the vendors the policy excludes.
+std::vector<server::ReplicaSpec> replicas_from_pool(const pool::PoolSpec& spec,
+                                                    const std::string& file) {
+  std::vector<server::ReplicaSpec> out;
+  for (const pool::PoolDevice& d : spec.devices) {
+    if (vendor_excluded(spec, d.vendor())) continue;
+    out.push_back({d.id, d.device, d.vendor(), d.price_per_hour, {}});
+  }
+  if (out.empty()) {
+    fail(ErrorKind::kInvalidArgument,
+         "{}: no device left to serve on (policy.exclude_vendors "
+         "excludes every one)",
+         file);
+  }
+  return out;
+}
+
+}  // namespace
 
 CommandMain setup_serve(CLI::App& cmd) {
   struct Args {
@@ -38,6 +75,8 @@ CommandMain setup_serve(CLI::App& cmd) {
     std::string chat_template_file;
     std::string alias;
     bool no_prefix_cache = false;
+    std::string pool_file;
+    int watchdog_ms = 60000;
     bool verbose = false;
   };
   auto a = std::make_shared<Args>();
@@ -68,7 +107,16 @@ CommandMain setup_serve(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' on /v1/*")
       ->envname("LUZAO_API_KEY");
-  cmd.add_option("--device", a->device, "Device: cpu or reference")->capture_default_str();
+  cmd.add_option("--device", a->device, "Device: cpu, reference, opencl:N, cuda:N or <plugin>:N")
+      ->capture_default_str();
+  cmd.add_option("--pool", a->pool_file,
+                 "Pool file (YAML/JSON): one replica per device, routed, with failover "
+                 "(replaces --device)")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--watchdog-ms", a->watchdog_ms,
+                 "A device whose decode step runs longer than this has failed (0: off)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd.add_option("--cache-type", a->cache_type, "KV cache type: f16 or f32")
       ->check(CLI::IsMember({"f16", "f32"}))
       ->capture_default_str();
@@ -106,13 +154,29 @@ CommandMain setup_serve(CLI::App& cmd) {
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-    Engine engine(options);
-    SchedulerOptions sched;
-    sched.max_sequences = a->parallel;
-    sched.max_queue = a->queue_limit;
-    sched.prefill_chunk = a->prefill_chunk;
-    sched.prefix_cache = !a->no_prefix_cache;
-    Scheduler scheduler(engine, sched);
+    std::vector<server::ReplicaSpec> specs;
+    if (!a->pool_file.empty()) {
+      const pool::PoolSpec pool = pool::load_pool_spec(a->pool_file);
+      specs = replicas_from_pool(pool, a->pool_file);
+      if (pool.max_parallel > 0) {
+        options.max_sequences = pool.max_parallel;
+        options.max_batch_tokens = std::max(a->batch, pool.max_parallel);
+        a->parallel = pool.max_parallel;
+      }
+    } else {
+      const std::string vendor = a->device.substr(0, a->device.find(':'));
+      specs.push_back({a->device, a->device, vendor, 0.0, {}});
+    }
+    server::ReplicaSetOptions ro;
+    ro.engine = options;
+    ro.scheduler.max_sequences = a->parallel;
+    ro.scheduler.max_queue = a->queue_limit;
+    ro.scheduler.prefill_chunk = a->prefill_chunk;
+    ro.scheduler.prefix_cache = !a->no_prefix_cache;
+    ro.watchdog = std::chrono::milliseconds(a->watchdog_ms);
+    ro.logger = logger;
+    server::ReplicaSet replicas(std::move(specs), ro);
+    const Engine& engine = replicas.engine();
 
     server::ServerOptions so;
     so.host = a->host;
@@ -124,9 +188,9 @@ CommandMain setup_serve(CLI::App& cmd) {
       if (so.model_id.ends_with(".gguf")) so.model_id.resize(so.model_id.size() - 5);
     }
     so.max_body_bytes = a->max_body;
-    so.http_threads = a->parallel + a->queue_limit + 16;
+    so.http_threads = (a->parallel + a->queue_limit) * static_cast<int>(replicas.size()) + 16;
     so.logger = logger;
-    server::Server server(engine, scheduler, so);
+    server::Server server(replicas, so);
     server.bind();
 
     std::thread waiter([&signals, &server, &logger] {
@@ -136,8 +200,10 @@ CommandMain setup_serve(CLI::App& cmd) {
       server.stop();
     });
     fmt::print(stderr,
-               "luzao serve: {} on http://{}:{} ({} parallel, context {} tokens per sequence)\n",
-               so.model_id, a->host, server.port(), a->parallel, engine.ctx_size());
+               "luzao serve: {} on http://{}:{} ({} parallel, context {} tokens per sequence, {} "
+               "replica(s))\n",
+               so.model_id, a->host, server.port(), a->parallel, engine.ctx_size(),
+               replicas.size());
     std::fflush(stderr);
     std::exception_ptr failure;
     try {
@@ -147,7 +213,7 @@ CommandMain setup_serve(CLI::App& cmd) {
     }
     pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter if no signal came
     waiter.join();
-    scheduler.stop();
+    replicas.stop();
     if (failure) std::rethrow_exception(failure);
     return 0;
   };

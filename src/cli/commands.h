@@ -21,5 +21,8 @@ CommandMain setup_perplexity(CLI::App& command);
 CommandMain setup_quantize(CLI::App& command);
 CommandMain setup_imatrix(CLI::App& command);
 CommandMain setup_serve(CLI::App& command);
+CommandMain setup_router(CLI::App& command);
+CommandMain setup_simulate(CLI::App& command);
+CommandMain setup_pool(CLI::App& command);
 
 }  // namespace luzao::cli

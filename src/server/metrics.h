@@ -1,5 +1,6 @@
 // Server metrics in Prometheus' text exposition format: requests by endpoint and status, token
-// counters, queue depth, KV-cache use and latency histograms. Thread-safe.
+// counters, queue depth, KV-cache use, latency histograms, and per-replica counters and
+// migrations of a device pool. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "runtime/scheduler.h"
+#include "server/replica_set.h"
 
 namespace luzao::server {
 
@@ -28,6 +30,17 @@ class Histogram {
   uint64_t count_ = 0;
 };
 
+// What a replica set adds to the exposition.
+struct PoolMetrics {
+  std::vector<ReplicaReport> replicas;
+  uint64_t migrations = 0;            // requests moved to another replica
+  uint64_t lost = 0;                  // requests that had nowhere to go
+  std::vector<double> resume_delays;  // seconds from leaving a replica to the next token
+};
+
+// The counters of every replica summed; gauges (queue, running, KV pages) summed over replicas.
+SchedulerStats total_stats(const std::vector<ReplicaReport>& replicas);
+
 class Metrics {
  public:
   Metrics();
@@ -35,8 +48,9 @@ class Metrics {
   void observe_time_to_first_token(double seconds);
   void observe_time_per_output_token(double seconds);
   void observe_request_duration(double seconds);
-  // The whole exposition, with the scheduler's counters and gauges.
-  std::string render(const SchedulerStats& stats) const;
+  // The whole exposition, with the scheduler's counters and gauges and, when given, the
+  // per-replica lines (luzao_replica_up{replica=...}, ...) and luzao_migrations_total.
+  std::string render(const SchedulerStats& stats, const PoolMetrics* pool = nullptr) const;
 
  private:
   mutable std::mutex mutex_;

@@ -1,8 +1,18 @@
-// Server: cpp-httplib routes, authentication, OpenAI response shapes and SSE streaming.
+// Server: cpp-httplib routes, authentication, OpenAI response shapes, SSE streaming, client
+// disconnect detection, and the pool's status and admin endpoints.
 #include "server/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
+#include <cmath>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -12,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "pool/routing.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
 #include "server/web_assets.h"
@@ -31,14 +42,21 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 }
 
 const char* endpoint_label(const std::string& path) {
-  static constexpr const char* kKnown[] = {
-      "/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/"};
+  static constexpr const char* kKnown[] = {"/v1/chat/completions",
+                                           "/v1/completions",
+                                           "/v1/models",
+                                           "/v1/pool",
+                                           "/health",
+                                           "/metrics",
+                                           "/admin/embargo",
+                                           "/"};
   for (const char* known : kKnown) {
     if (path == known) return known;
   }
   if (path == "/chat/completions") return "/v1/chat/completions";
   if (path == "/completions") return "/v1/completions";
   if (path.starts_with("/v1/models/") || path == "/models") return "/v1/models";
+  if (path.starts_with("/admin/devices/")) return "/admin/devices";
   return "other";
 }
 
@@ -114,6 +132,43 @@ struct Reply {
   }
 };
 
+// The port of a socket address (IPv4 or IPv6), or -1.
+int port_of(const sockaddr_storage& a) {
+  if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+  if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+  return -1;
+}
+
+// The file descriptor of the connection a request arrived on, or -1. cpp-httplib 0.11 does not
+// expose it, so this looks for the one socket of this process whose local and peer ports are the
+// request's (the connection stays open, hence unique, while its handler runs).
+int connection_fd(const httplib::Request& req) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    const std::string name = entry.path().filename().string();
+    int fd = -1;
+    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof local, peer_len = sizeof peer;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
+    if (port_of(local) != req.local_port) continue;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
+    if (port_of(peer) == req.remote_port) return fd;
+  }
+  return -1;
+}
+
+// Whether the client closed (or reset) its end of the connection. The request body has been
+// read, so a readable end-of-file or a hang-up means it is gone; pipelined bytes do not.
+bool peer_closed(int fd) {
+  if (fd < 0) return false;
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  if (poll(&p, 1, 0) <= 0) return false;
+  if ((p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) return true;
+  char byte = 0;
+  return (p.revents & POLLIN) != 0 && recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 // What an SSE provider keeps between calls.
 struct StreamState {
   Reply reply;
@@ -125,8 +180,8 @@ struct StreamState {
 }  // namespace
 
 struct Server::Impl {
+  ReplicaSet& replicas;
   const Engine& engine;
-  Scheduler& scheduler;
   ServerOptions options;
   httplib::Server http;
   Metrics metrics;
@@ -134,9 +189,9 @@ struct Server::Impl {
   std::mutex rng_mutex;
   std::mt19937_64 rng{std::random_device{}()};
   int port = -1;
+  int listen_fd = -1;  // the listening socket (set while binding)
 
-  Impl(const Engine& e, Scheduler& s, ServerOptions o)
-      : engine(e), scheduler(s), options(std::move(o)) {}
+  Impl(ReplicaSet& r, ServerOptions o) : replicas(r), engine(r.engine()), options(std::move(o)) {}
 
   uint64_t random() {
     std::lock_guard lock(rng_mutex);
@@ -149,8 +204,8 @@ struct Server::Impl {
   }
 
   static bool needs_key(const std::string& path) {
-    return path.starts_with("/v1/") || path == "/chat/completions" || path == "/completions" ||
-           path == "/models";
+    return path.starts_with("/v1/") || path.starts_with("/admin/") || path == "/chat/completions" ||
+           path == "/completions" || path == "/models";
   }
 
   template <typename Fn>
@@ -233,7 +288,13 @@ struct Server::Impl {
                res.set_content(R"({"status":"ok"})", "application/json");
              }));
     http.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
-               res.set_content(metrics.render(scheduler.stats()), "text/plain; version=0.0.4");
+               PoolMetrics pool;
+               pool.replicas = replicas.report();
+               pool.migrations = replicas.migrations();
+               pool.lost = replicas.lost_requests();
+               pool.resume_delays = replicas.resume_delays();
+               res.set_content(metrics.render(total_stats(pool.replicas), &pool),
+                               "text/plain; version=0.0.4");
              }));
     const auto models = guarded([this](const httplib::Request&, httplib::Response& res) {
       res.set_content(dump({{"object", "list"}, {"data", json::array({model_entry()})}}),
@@ -260,6 +321,7 @@ struct Server::Impl {
     http.Post("/chat/completions", chat);
     http.Post("/v1/completions", text);
     http.Post("/completions", text);
+    pool_routes();
     for (const WebAsset& asset : web_assets()) {
       const auto serve = [asset](const httplib::Request&, httplib::Response& res) {
         res.set_content(std::string(asset.body), std::string(asset.content_type));
@@ -267,6 +329,122 @@ struct Server::Impl {
       http.Get(std::string(asset.path), serve);
       if (asset.path == "/index.html") http.Get("/", serve);
     }
+  }
+
+  json pool_status() const {
+    json devices = json::array();
+    for (const ReplicaReport& r : replicas.report()) {
+      const SchedulerStats& s = r.stats;
+      const double hours = r.uptime_seconds / 3600.0;
+      json cost = nullptr;  // currency per million generated tokens, at the tokens/hour served
+      if (s.generated_tokens > 0 && hours > 0) {
+        cost = r.price_per_hour * hours / static_cast<double>(s.generated_tokens) * 1e6;
+      }
+      devices.push_back(
+          {{"id", r.id},
+           {"device", r.device},
+           {"vendor", r.vendor},
+           {"state", replica_health_name(r.health)},
+           {"reason", r.reason.empty() ? json(nullptr) : json(r.reason)},
+           {"price_per_hour", r.price_per_hour},
+           {"measured", {{"prefill_tps", s.prefill_tps}, {"decode_tps", s.decode_tps}}},
+           {"utilisation", r.uptime_seconds > 0 ? s.busy_seconds / r.uptime_seconds : 0.0},
+           {"requests_routed", r.routed},
+           {"requests_served", s.finished},
+           {"requests_running", s.running},
+           {"requests_queued", s.queued},
+           {"requests_moved_in", s.resumed},
+           {"requests_moved_out", s.evacuated},
+           {"generated_tokens", s.generated_tokens},
+           {"tokens_per_hour", hours > 0 ? static_cast<double>(s.generated_tokens) / hours : 0.0},
+           {"cost_per_million_tokens", cost}});
+    }
+    // Seconds from a request leaving its device to its next token elsewhere (nearest rank).
+    std::vector<double> delays = replicas.resume_delays();
+    std::sort(delays.begin(), delays.end());
+    const auto percentile = [&delays](double q) -> json {
+      if (delays.empty()) return nullptr;
+      const size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(delays.size())));
+      return delays[std::clamp<size_t>(rank, 1, delays.size()) - 1];
+    };
+    return {{"object", "pool"},
+            {"model", options.model_id},
+            {"devices", devices},
+            {"embargoed_vendors", replicas.embargoed_vendors()},
+            {"migrations", replicas.migrations()},
+            {"lost_requests", replicas.lost_requests()},
+            {"resume_seconds",
+             {{"count", delays.size()}, {"p50", percentile(0.5)}, {"p99", percentile(0.99)}}}};
+  }
+
+  static bool force_flag(const httplib::Request& req, const json& body) {
+    if (req.get_param_value("force") == "1" || req.get_param_value("force") == "true") return true;
+    if (body.is_object() && body.contains("force")) {
+      if (!body["force"].is_boolean()) {
+        throw ApiError(400, "'force' must be a boolean", "invalid_request_error", "force");
+      }
+      return body["force"].get<bool>();
+    }
+    return false;
+  }
+
+  static json optional_body(const httplib::Request& req) {
+    if (req.body.empty()) return json::object();
+    json body = parse_json_body(req.body);
+    if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+    return body;
+  }
+
+  static void withdraw_error(WithdrawStatus st, const std::string& what) {
+    switch (st) {
+      case WithdrawStatus::kDone:
+        return;
+      case WithdrawStatus::kUnknown:
+        throw ApiError(404, fmt::format("no device '{}' in the pool", what),
+                       "invalid_request_error", "", "device_not_found");
+      case WithdrawStatus::kLastReplica:
+        throw ApiError(409,
+                       fmt::format("{} would withdraw the last serving device; send "
+                                   "{{\"force\": true}} to do it anyway (its requests then fail)",
+                                   what),
+                       "invalid_request_error", "", "last_device");
+      case WithdrawStatus::kNotServing:
+        throw ApiError(409, fmt::format("device '{}' is not in a state that allows this", what),
+                       "invalid_request_error", "", "device_state");
+    }
+  }
+
+  void pool_routes() {
+    http.Get("/v1/pool", guarded([this](const httplib::Request&, httplib::Response& res) {
+               res.set_content(dump(pool_status()), "application/json");
+             }));
+    http.Post(R"(/admin/devices/([^/]+)/drain)",
+              guarded([this](const httplib::Request& req, httplib::Response& res) {
+                const std::string id = req.matches[1];
+                const bool force = force_flag(req, optional_body(req));
+                withdraw_error(replicas.drain(id, force), id);
+                res.set_content(dump({{"device", id}, {"state", "drained"}}), "application/json");
+              }));
+    http.Post(R"(/admin/devices/([^/]+)/restore)",
+              guarded([this](const httplib::Request& req, httplib::Response& res) {
+                const std::string id = req.matches[1];
+                withdraw_error(replicas.restore(id), id);
+                res.set_content(dump({{"device", id}, {"state", "serving"}}), "application/json");
+              }));
+    http.Post(
+        "/admin/embargo", guarded([this](const httplib::Request& req, httplib::Response& res) {
+          const json body = optional_body(req);
+          if (!body.contains("vendor") || !body["vendor"].is_string() ||
+              body["vendor"].get<std::string>().empty()) {
+            throw ApiError(400, "'vendor' (a non-empty string) is required",
+                           "invalid_request_error", "vendor");
+          }
+          const std::string vendor = body["vendor"];
+          std::vector<std::string> withdrawn;
+          withdraw_error(replicas.embargo(vendor, force_flag(req, body), withdrawn),
+                         fmt::format("an embargo of vendor '{}'", vendor));
+          res.set_content(dump({{"vendor", vendor}, {"withdrawn", withdrawn}}), "application/json");
+        }));
   }
 
   std::vector<int32_t> prompt_tokens(const CompletionParams& p) {
@@ -328,16 +506,19 @@ struct Server::Impl {
     g.sampling = p.sampling;
     if (!p.seeded) g.sampling.seed = random();
     g.stop = p.stop;
-    std::shared_ptr<GenerationStream> stream;
+    const std::string_view head(reinterpret_cast<const char*>(g.prompt.data()),
+                                g.prompt.size() * sizeof(int32_t));
+    SubmitResult submitted;
     try {
-      stream = scheduler.submit(std::move(g));
+      submitted = replicas.submit(std::move(g), pool::prefix_key(head));
     } catch (const Error& e) {
       throw ApiError(400, e.what(), "invalid_request_error", prompt_param);
     }
+    std::shared_ptr<GenerationStream> stream = std::move(submitted.stream);
     if (!stream) {
       res.set_header("Retry-After", "1");
-      throw ApiError(503, "the server is busy: the request queue is full, retry later",
-                     "server_error", "", "server_busy");
+      throw ApiError(503, submitted.refusal, "server_error", "",
+                     submitted.busy ? "server_busy" : "no_device");
     }
     r.id = fmt::format("{}-{:016x}", chat ? "chatcmpl" : "cmpl", random());
     r.created = std::chrono::duration_cast<std::chrono::seconds>(
@@ -349,13 +530,32 @@ struct Server::Impl {
       stream_reply(res, std::move(r), std::move(stream));
       return;
     }
+    // Non-streaming: nothing is written until the end, so watch the socket to notice a client
+    // that gave up, and cancel its request.
+    const int fd = connection_fd(req);
+    bool gone = false;
     std::string text;
     GenerationUpdate u;
+    auto next_check = Clock::now();
     while (true) {
-      if (!stream->wait(u, std::chrono::milliseconds(1000))) continue;
+      const bool news = stream->wait(u, std::chrono::milliseconds(100));
+      if (!gone && Clock::now() >= next_check) {
+        next_check = Clock::now() + std::chrono::milliseconds(100);
+        if (peer_closed(fd)) {
+          gone = true;
+          stream->cancel();
+        }
+      }
+      if (!news) continue;
       if (u.new_tokens > 0 && !r.first_token) r.first_token = Clock::now();
       text += u.text;
       if (u.finished) break;
+    }
+    if (gone) {
+      res.status = 499;  // nginx's "client closed request": nobody reads this answer
+      res.set_content(dump(error_body("the client closed the connection", "invalid_request_error")),
+                      "application/json");
+      return;
     }
     if (u.reason == FinishReason::kError) throw ApiError(500, u.error, "server_error");
     if (u.reason == FinishReason::kCancelled) {
@@ -415,8 +615,8 @@ struct Server::Impl {
   }
 };
 
-Server::Server(const Engine& engine, Scheduler& scheduler, ServerOptions options)
-    : impl_(std::make_unique<Impl>(engine, scheduler, std::move(options))) {
+Server::Server(ReplicaSet& replicas, ServerOptions options)
+    : impl_(std::make_unique<Impl>(replicas, std::move(options))) {
   Impl& s = *impl_;
   const int threads = std::max(4, s.options.http_threads);
   s.http.new_task_queue = [threads] {
@@ -425,9 +625,10 @@ Server::Server(const Engine& engine, Scheduler& scheduler, ServerOptions options
   s.http.set_payload_max_length(s.options.max_body_bytes);
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second server
   // silently share the port instead of failing to bind.
-  s.http.set_socket_options([](socket_t sock) {
+  s.http.set_socket_options([impl = &s](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    impl->listen_fd = sock;
   });
   s.routes();
 }
@@ -446,6 +647,9 @@ void Server::bind() {
   if (s.port < 0)
     fail(ErrorKind::kIo, "cannot listen on {}:{} (in use, or a bad address?)", s.options.host,
          s.options.port);
+  // cpp-httplib listens with a backlog of 5: a burst of clients connecting at once would overflow
+  // it (connections reset). Listening again on the bound socket raises the backlog.
+  if (s.listen_fd >= 0) ::listen(s.listen_fd, SOMAXCONN);
 }
 
 int Server::port() const {

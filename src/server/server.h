@@ -1,5 +1,6 @@
 // The OpenAI-compatible HTTP server: /v1/chat/completions and /v1/completions (JSON or SSE),
-// /v1/models, /health, /metrics and the embedded web chat page, in front of a Scheduler.
+// /v1/models, /health, /metrics, the embedded web chat page, and the pool's /v1/pool and
+// /admin/* endpoints (drain, restore, embargo), in front of a ReplicaSet.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include "core/log.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
+#include "server/replica_set.h"
 
 namespace luzao::server {
 
@@ -24,9 +26,10 @@ struct ServerOptions {
 
 class Server {
  public:
-  // `engine` is only read through its thread-safe parts (tokenizer, chat template, limits);
-  // generation goes through `scheduler`. Both must outlive the server.
-  Server(const Engine& engine, Scheduler& scheduler, ServerOptions options);
+  // Generation goes through `replicas` (one or more engines on devices), which must outlive the
+  // server; its first engine is read only through its thread-safe parts (tokenizer, chat
+  // template, limits).
+  Server(ReplicaSet& replicas, ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
