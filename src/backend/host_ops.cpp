@@ -71,7 +71,7 @@ bool host_supports(OpKind op, DType type) noexcept {
     case OpKind::kMatMul:
       return host_can_dequantize(type);
     case OpKind::kAttention:
-      return type == DType::kF32 || type == DType::kF16;
+      return type == DType::kF32 || type == DType::kF16 || type == DType::kQ8_0;
     case OpKind::kSetRows:
       return host_can_store(type);
     case OpKind::kRmsNorm:
@@ -198,9 +198,15 @@ AttentionArgs check_attention(const TensorView& q, const TensorView& k_pool,
   }
   for (const HostView* pool : {&a.k, &a.v}) {
     const char* name = pool == &a.k ? "k_pool" : "v_pool";
-    if (pool->dtype != DType::kF32 && pool->dtype != DType::kF16) {
-      fail(ErrorKind::kInvalidArgument, "{}: {} has dtype {}, expected f32 or f16", op, name,
+    if (pool->dtype != DType::kF32 && pool->dtype != DType::kF16 && pool->dtype != DType::kQ8_0) {
+      fail(ErrorKind::kInvalidArgument, "{}: {} has dtype {}, expected f32, f16 or q8_0", op, name,
            dtype_name(pool->dtype));
+    }
+    // A Q8_0 head is read as whole 32-value blocks, so heads must start and end on blocks.
+    if (pool->dtype == DType::kQ8_0 && p.head_dim % 32 != 0) {
+      fail(ErrorKind::kUnsupported,
+           "{}: a q8_0 KV cache needs a head size that is a multiple of 32 (this model's is {})",
+           op, p.head_dim);
     }
     if (pool->cols != static_cast<int64_t>(p.n_kv_heads) * p.head_dim) {
       fail(ErrorKind::kInvalidArgument, "{}: {} has {} columns, expected n_kv_heads*head_dim = {}",

@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "runtime/engine.h"
+#include "runtime/split.h"
 
 namespace luzao::cli {
 namespace {
@@ -24,6 +25,7 @@ namespace {
 struct BenchArgs {
   std::string model;
   std::string device = "cpu";
+  std::string split;
   std::vector<int> prompt = {512};
   std::vector<int> gen = {128};
   std::vector<int> threads = {0};
@@ -109,13 +111,15 @@ int run_bench(const BenchArgs& a) {
     EngineOptions options;
     options.model_path = a.model;
     options.device = a.device;
+    options.split = a.split;
     options.threads = threads;
     options.ctx_size = std::max(ctx_needed, 16);
     options.max_batch_tokens = a.batch;
-    options.kv_dtype = a.cache_type == "f32" ? DType::kF32 : DType::kF16;
+    options.kv_dtype = *dtype_from_name(a.cache_type);
     options.logger = Logger(
         [](LogLevel, std::string_view line) { fmt::print(stderr, "{}\n", line); }, LogLevel::kWarn);
     Engine engine(options);
+    const std::string backend = a.split.empty() ? a.device : engine.placement_text();
     bytes = model_bytes(engine.file());
     params = model_params(engine.file());
     model_name = std::filesystem::path(a.model).filename().string();
@@ -150,7 +154,7 @@ int run_bench(const BenchArgs& a) {
         rows.push_back({{"model", model_name},
                         {"model_size", bytes},
                         {"model_n_params", params},
-                        {"backend", a.device},
+                        {"backend", backend},
                         {"n_threads", test.threads},
                         {"test", test.name},
                         {"n_prompt", test.n_prompt},
@@ -161,7 +165,7 @@ int run_bench(const BenchArgs& a) {
       } else {
         fmt::print(
             "| {:<32} | {:>10} | {:>7.2f}M | {:<7} | {:>7} | {:>8} | {:>8.2f} ± {:>5.2f} |\n",
-            model_name, human_bytes(bytes), static_cast<double>(params) / 1e6, a.device,
+            model_name, human_bytes(bytes), static_cast<double>(params) / 1e6, backend,
             test.threads, test.name, test.mean(), test.stddev());
         std::fflush(stdout);
       }
@@ -195,9 +199,17 @@ CommandMain setup_bench(CLI::App& cmd) {
   cmd.add_option("-r,--repetitions", a->repetitions, "Repetitions of each test")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd.add_option("--device", a->device, "Device: cpu or reference")->capture_default_str();
-  cmd.add_option("--cache-type", a->cache_type, "KV cache type: f16 or f32")
-      ->check(CLI::IsMember({"f16", "f32"}))
+  CLI::Option* device = cmd.add_option("--device", a->device,
+                                       "Device: cpu, reference, opencl:N, cuda:N or <plugin>:N")
+                            ->capture_default_str();
+  cmd.add_option(
+         "--split", a->split,
+         "Split the layers over several devices, in order: DEV,DEV[,...] with DEV as for --device, "
+         "or NAME:INDEX:RATIO on every device for unequal shares (e.g. cpu:0:3,opencl:0:1)")
+      ->check(split_syntax_error)
+      ->excludes(device);
+  cmd.add_option("--cache-type", a->cache_type, "KV cache type: f16, f32 or q8_0")
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}))
       ->capture_default_str();
   cmd.add_flag("--json", a->json, "Print the results as a JSON array (llama-bench's fields)");
   cmd.add_flag("--no-warmup", a->no_warmup, "Skip the warm-up run before each test");

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/perplexity.h"
 #include "core/error.h"
+#include "runtime/split.h"
 
 namespace luzao::cli {
 
@@ -19,12 +20,14 @@ CommandMain setup_perplexity(CLI::App& cmd) {
     std::string model;
     std::string file;
     std::string device = "cpu";
+    std::string split;
     int threads = 0;
     int ctx = 512;
     int chunks = -1;
     int batch = 512;
     std::string save_logits;
     std::string kl_base;
+    std::string cache_type = "f16";
     bool json = false;
   };
   auto a = std::make_shared<Args>();
@@ -42,22 +45,35 @@ CommandMain setup_perplexity(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("-t,--threads", a->threads, "Worker threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
-  cmd.add_option("--device", a->device, "Device: cpu or reference")->capture_default_str();
+  CLI::Option* device = cmd.add_option("--device", a->device,
+                                       "Device: cpu, reference, opencl:N, cuda:N or <plugin>:N")
+                            ->capture_default_str();
+  cmd.add_option(
+         "--split", a->split,
+         "Split the layers over several devices, in order: DEV,DEV[,...] with DEV as for --device, "
+         "or NAME:INDEX:RATIO on every device for unequal shares (e.g. cpu:0:3,opencl:0:1)")
+      ->check(split_syntax_error)
+      ->excludes(device);
   cmd.add_option("--save-logits", a->save_logits,
                  "Save the scored tokens' log-probabilities (fp16) for a later --kl-base");
   cmd.add_option(
          "--kl-base", a->kl_base,
          "Compare with log-probabilities saved by --save-logits: KL-divergence, top-1 agreement")
       ->check(CLI::ExistingFile);
+  cmd.add_option("--cache-type", a->cache_type, "KV cache type: f16, f32 or q8_0")
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}))
+      ->capture_default_str();
   cmd.add_flag("--json", a->json, "Print the results as one JSON object on stdout");
   return [a]() -> int {
     const auto t0 = std::chrono::steady_clock::now();
     EngineOptions options;
     options.model_path = a->model;
     options.device = a->device;
+    options.split = a->split;
     options.threads = a->threads;
     options.ctx_size = a->ctx;
     options.max_batch_tokens = std::min(a->batch, a->ctx);
+    options.kv_dtype = *dtype_from_name(a->cache_type);
     options.logger = Logger(
         [](LogLevel, std::string_view line) { fmt::print(stderr, "{}\n", line); }, LogLevel::kWarn);
     Engine engine(options);

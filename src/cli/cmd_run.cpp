@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "runtime/engine.h"
+#include "runtime/split.h"
 
 namespace luzao::cli {
 namespace {
@@ -20,6 +21,7 @@ namespace {
 struct ModelArgs {
   std::string model;
   std::string device = "cpu";
+  std::string split;
   int threads = 0;
   int ctx_size = 0;
   int batch = 512;
@@ -35,7 +37,15 @@ struct SamplingArgs {
 
 void add_model_options(CLI::App& cmd, ModelArgs& a) {
   cmd.add_option("-m,--model", a.model, "GGUF model file")->required();
-  cmd.add_option("--device", a.device, "Device: cpu or reference")->capture_default_str();
+  CLI::Option* device =
+      cmd.add_option("--device", a.device, "Device: cpu, reference, opencl:N, cuda:N or <plugin>:N")
+          ->capture_default_str();
+  cmd.add_option(
+         "--split", a.split,
+         "Split the layers over several devices, in order: DEV,DEV[,...] with DEV as for --device, "
+         "or NAME:INDEX:RATIO on every device for unequal shares (e.g. cpu:0:3,opencl:0:1)")
+      ->check(split_syntax_error)
+      ->excludes(device);
   cmd.add_option("-t,--threads", a.threads, "Worker threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("-c,--ctx-size", a.ctx_size, "Context size in tokens (0: model's, at most 4096)")
@@ -43,8 +53,8 @@ void add_model_options(CLI::App& cmd, ModelArgs& a) {
   cmd.add_option("-b,--batch-size", a.batch, "Tokens per forward pass during prefill")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd.add_option("--cache-type", a.cache_type, "KV cache type: f16 or f32")
-      ->check(CLI::IsMember({"f16", "f32"}))
+  cmd.add_option("--cache-type", a.cache_type, "KV cache type: f16, f32 or q8_0")
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}))
       ->capture_default_str();
   cmd.add_option("--chat-template", a.chat_template_file,
                  "Jinja chat template file to use instead of the model's")
@@ -72,10 +82,11 @@ std::unique_ptr<Engine> load_engine(const ModelArgs& a) {
   EngineOptions options;
   options.model_path = a.model;
   options.device = a.device;
+  options.split = a.split;
   options.threads = a.threads;
   options.ctx_size = a.ctx_size;
   options.max_batch_tokens = a.batch;
-  options.kv_dtype = a.cache_type == "f32" ? DType::kF32 : DType::kF16;
+  options.kv_dtype = *dtype_from_name(a.cache_type);
   if (!a.chat_template_file.empty()) {
     std::ifstream in(a.chat_template_file, std::ios::binary);
     options.chat_template.assign(std::istreambuf_iterator<char>(in), {});

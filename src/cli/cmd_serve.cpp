@@ -19,6 +19,7 @@
 #include "pool/pool_spec.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
+#include "runtime/split.h"
 #include "server/replica_set.h"
 #include "server/server.h"
 
@@ -72,6 +73,7 @@ CommandMain setup_serve(CLI::App& cmd) {
     std::string api_key;
     std::string device = "cpu";
     std::string cache_type = "f16";
+    std::string split;
     std::string chat_template_file;
     std::string alias;
     bool no_prefix_cache = false;
@@ -107,18 +109,26 @@ CommandMain setup_serve(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' on /v1/*")
       ->envname("LUZAO_API_KEY");
-  cmd.add_option("--device", a->device, "Device: cpu, reference, opencl:N, cuda:N or <plugin>:N")
-      ->capture_default_str();
+  CLI::Option* device = cmd.add_option("--device", a->device,
+                                       "Device: cpu, reference, opencl:N, cuda:N or <plugin>:N")
+                            ->capture_default_str();
+  CLI::Option* split =
+      cmd.add_option("--split", a->split,
+                     "Split the layers over several devices, in order: DEV,DEV[,...] or "
+                     "NAME:INDEX:RATIO on every device (e.g. cpu:0:3,opencl:0:1)")
+          ->check(split_syntax_error)
+          ->excludes(device);
   cmd.add_option("--pool", a->pool_file,
                  "Pool file (YAML/JSON): one replica per device, routed, with failover "
                  "(replaces --device)")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->excludes(split);
   cmd.add_option("--watchdog-ms", a->watchdog_ms,
                  "A device whose decode step runs longer than this has failed (0: off)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd.add_option("--cache-type", a->cache_type, "KV cache type: f16 or f32")
-      ->check(CLI::IsMember({"f16", "f32"}))
+  cmd.add_option("--cache-type", a->cache_type, "KV cache type: f16, f32 or q8_0")
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}))
       ->capture_default_str();
   cmd.add_option("--chat-template", a->chat_template_file,
                  "Jinja chat template file to use instead of the model's")
@@ -138,7 +148,8 @@ CommandMain setup_serve(CLI::App& cmd) {
     options.ctx_size = a->ctx_size;
     options.max_batch_tokens = std::max(a->batch, a->parallel);
     options.max_sequences = a->parallel;
-    options.kv_dtype = a->cache_type == "f32" ? DType::kF32 : DType::kF16;
+    options.kv_dtype = *dtype_from_name(a->cache_type);
+    options.split = a->split;
     options.logger = logger;
     if (!a->chat_template_file.empty()) {
       std::ifstream in(a->chat_template_file, std::ios::binary);

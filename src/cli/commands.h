@@ -20,6 +20,7 @@ CommandMain setup_bench(CLI::App& command);
 CommandMain setup_perplexity(CLI::App& command);
 CommandMain setup_quantize(CLI::App& command);
 CommandMain setup_imatrix(CLI::App& command);
+CommandMain setup_convert(CLI::App& command);
 CommandMain setup_serve(CLI::App& command);
 CommandMain setup_router(CLI::App& command);
 CommandMain setup_simulate(CLI::App& command);

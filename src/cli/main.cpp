@@ -41,6 +41,8 @@ constexpr Entry kCommands[] = {
      luzao::cli::setup_quantize},
     {"imatrix", "Collect activation statistics for importance-weighted quantization",
      luzao::cli::setup_imatrix},
+    {"convert", "Convert a Hugging Face model directory (safetensors) to GGUF",
+     luzao::cli::setup_convert},
 };
 
 }  // namespace

@@ -66,13 +66,37 @@ class Model {
   // Runs `batch` and writes output_rows.size() * n_vocab logits (row-major) into `logits`.
   virtual void forward(const Batch& batch, const KvView& kv, std::span<float> logits) = 0;
   virtual void set_observer(NodeObserver observer) = 0;
+  // The device of the token embedding (the only device unless the model is split).
   virtual Device& device() = 0;
+  // The device that runs layer `layer` and must hold its KV memory (device() unless split).
+  virtual Device& layer_device(int32_t layer) {
+    (void)layer;
+    return device();
+  }
+};
+
+// One device of a layer split (`--split`): it runs a contiguous range of layers, sized by
+// `weight` relative to the other parts' weights.
+struct SplitPart {
+  Device* device = nullptr;  // not owned; outlives the model
+  double weight = 1.0;       // > 0
 };
 
 struct LoadOptions {
   // Weights are wrapped zero-copy when the device can address host memory, else uploaded.
   bool allow_map_host = true;
+  // Empty: the whole model on the device given to load(). Otherwise the layers are placed on
+  // these devices in order (pipeline split), the device given to load() must be split[0].device,
+  // the token embedding lives on the first part and the output norm and head on the last; each
+  // part holds only the weights it runs, and the hidden state crosses each boundary through the
+  // host (download from one device, upload to the next).
+  std::vector<SplitPart> split;
 };
+
+// Layers per part when `n_layer` layers are split by `weights`: contiguous ranges in order, each
+// part getting round(cumulative share) boundaries but at least one layer. Throws
+// Error(kInvalidArgument) when there are more parts than layers or a weight is not positive.
+std::vector<int32_t> split_layer_counts(int32_t n_layer, std::span<const double> weights);
 
 // An architecture family: reads its hyper-parameters and binds its tensors (throwing
 // Error(kBadFile) naming the key or tensor at fault), producing a ready Model.

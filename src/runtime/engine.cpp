@@ -6,6 +6,7 @@
 
 #include "backend/registry.h"
 #include "core/error.h"
+#include "runtime/split.h"
 
 namespace luzao {
 
@@ -18,8 +19,28 @@ Engine::Engine(const EngineOptions& options) : logger_(options.logger) {
   tokenizer_ = Tokenizer::from_gguf(*file_);
   DeviceOptions device_options;
   device_options.threads = options.threads;
-  device_ = open_device(options.device, device_options);
-  model_ = load_model(file_, *device_);
+  LoadOptions load_options;
+  if (options.split.empty()) {
+    device_ = open_device(options.device, device_options);
+    model_ = load_model(file_, *device_, load_options);
+  } else {
+    try {  // errors name the --split spec they come from
+      const std::vector<SplitDeviceSpec> parts = parse_split(options.split);
+      device_ = open_device(parts.front().device, device_options);
+      load_options.split.push_back({device_.get(), parts.front().ratio});
+      for (size_t i = 1; i < parts.size(); ++i) {
+        split_devices_.push_back(open_device(parts[i].device, device_options));
+        load_options.split.push_back({split_devices_.back().get(), parts[i].ratio});
+      }
+      if (parts.size() == 1) load_options.split.clear();  // one device: no split at all
+      model_ = load_model(file_, *device_, load_options);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kInvalidArgument ||
+          std::string_view(e.what()).starts_with("--split"))
+        throw;
+      fail(ErrorKind::kInvalidArgument, "--split '{}': {}", options.split, e.what());
+    }
+  }
   const HParams& hp = model_->hparams();
   if (tokenizer_->n_vocab() > hp.n_vocab) {
     fail(ErrorKind::kBadFile, "{}: the vocabulary has {} tokens but token_embd.weight only {} rows",
@@ -44,10 +65,31 @@ Engine::Engine(const EngineOptions& options) : logger_(options.logger) {
   kv.max_seq_len = ctx_size_;
   kv.n_pages = options.max_sequences * ((ctx_size_ + kv.page_size - 1) / kv.page_size);
   kv.dtype = options.kv_dtype;
-  kv_ = std::make_unique<PagedKvCache>(*device_, kv);
+  std::vector<Device*> layer_devices;
+  for (int32_t l = 0; l < hp.n_layer; ++l) {
+    Device* d = &model_->layer_device(l);
+    layer_devices.push_back(d);
+    if (placement_.empty() || layer_devices[static_cast<size_t>(l) - 1] != d) {
+      placement_.push_back({d->info().name, l, 0});
+    }
+    ++placement_.back().n_layers;
+  }
+  if (placement_.empty()) placement_.push_back({device_->info().name, 0, 0});
+  kv_ = load_options.split.empty() ? std::make_unique<PagedKvCache>(*device_, kv)
+                                   : std::make_unique<PagedKvCache>(layer_devices, kv);
   logger_.info("loaded {} ({}, {} layers, {} dims, vocab {}) on {}; context {} tokens",
                options.model_path.string(), hp.architecture, hp.n_layer, hp.n_embd, hp.n_vocab,
-               device_->info().name, ctx_size_);
+               placement_text(), ctx_size_);
+}
+
+std::string Engine::placement_text() const {
+  if (placement_.size() == 1) return placement_.front().device;
+  std::string out;
+  for (const LayerPlacement& p : placement_) {
+    out += fmt::format("{}{}[{}-{}]", out.empty() ? "" : "+", p.device, p.first_layer,
+                       p.first_layer + p.n_layers - 1);
+  }
+  return out;
 }
 
 void Engine::decode(std::span<const SequenceChunk> chunks, std::span<float> logits) {

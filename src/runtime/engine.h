@@ -25,13 +25,25 @@ namespace luzao {
 struct EngineOptions {
   std::filesystem::path model_path;
   std::string device = "cpu";
+  // When set, the layers are split over these devices instead ("cpu,opencl:0", with ratios
+  // "cpu:0:3,opencl:0:1"; see runtime/split.h); `device` is then ignored. Equal layer counts
+  // unless ratios are given; the embedding runs on the first device, the output head on the last,
+  // each device keeps its own layers' weights and KV cache.
+  std::string split;
   int threads = 0;               // 0: all hardware threads
   int ctx_size = 0;              // tokens per sequence; 0: min(training context, 4096)
   int max_batch_tokens = 512;    // tokens per forward (prompts are prefilled in chunks)
   int max_sequences = 1;         // sequences that may hold KV memory at once
-  DType kv_dtype = DType::kF16;  // F16 (as llama.cpp) or F32
+  DType kv_dtype = DType::kF16;  // F16 (as llama.cpp), F32 or Q8_0
   std::string chat_template;     // Jinja source replacing the model's tokenizer.chat_template
   Logger logger;
+};
+
+// A contiguous range of layers and the device that runs it.
+struct LayerPlacement {
+  std::string device;  // DeviceInfo::name
+  int32_t first_layer = 0;
+  int32_t n_layers = 0;
 };
 
 // Part of one sequence that a decode step feeds: `tokens` at positions start_pos, start_pos+1...
@@ -56,6 +68,10 @@ class Engine {
   int32_t ctx_size() const { return ctx_size_; }
   int32_t max_batch_tokens() const { return max_batch_tokens_; }
   const Logger& logger() const { return logger_; }
+  // Where the layers run, in pipeline order: one entry per device (one entry unless split).
+  const std::vector<LayerPlacement>& placement() const { return placement_; }
+  // The placement in words: "cpu" or "cpu[0-14]+opencl:0[15-29]".
+  std::string placement_text() const;
 
   // One forward over all chunks (total tokens <= max_batch_tokens). Writes n_vocab logits per
   // chunk with want_logits (per token with all_logits), in order. Reserves KV pages; throws
@@ -75,12 +91,14 @@ class Engine {
   std::shared_ptr<const GgufFile> file_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Device> device_;
+  std::vector<std::unique_ptr<Device>> split_devices_;  // the 2nd... devices of a split
   std::unique_ptr<Model> model_;
   std::unique_ptr<PagedKvCache> kv_;
   std::optional<ChatTemplate> chat_template_;
   std::string chat_template_error_;  // why the model's template could not be parsed
   int32_t ctx_size_ = 0;
   int32_t max_batch_tokens_ = 0;
+  std::vector<LayerPlacement> placement_;
   // Reused between decode calls (no allocation per token once warm).
   std::vector<int32_t> tokens_, positions_, seq_rows_, slots_, outputs_;
 };

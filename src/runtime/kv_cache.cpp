@@ -2,22 +2,49 @@
 #include "runtime/kv_cache.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "core/error.h"
 
 namespace luzao {
 
-PagedKvCache::PagedKvCache(Device& device, const KvCacheConfig& config) : config_(config) {
+PagedKvCache::PagedKvCache(Device& device, const KvCacheConfig& config)
+    : PagedKvCache(std::vector<Device*>(static_cast<size_t>(std::max(config.n_layer, 0)), &device),
+                   config) {}
+
+PagedKvCache::PagedKvCache(std::span<Device* const> layer_devices, const KvCacheConfig& config)
+    : config_(config) {
+  LUZAO_CHECK(layer_devices.size() == static_cast<size_t>(std::max(config.n_layer, 0)));
   LUZAO_CHECK(config.n_layer > 0 && config.kv_dim > 0 && config.page_size > 0 &&
               config.n_pages > 0);
-  LUZAO_CHECK(config.dtype == DType::kF32 || config.dtype == DType::kF16);
+  if (config.dtype != DType::kF32 && config.dtype != DType::kF16 && config.dtype != DType::kQ8_0) {
+    fail(ErrorKind::kUnsupported, "KV cache type {} is not supported (f32, f16 or q8_0)",
+         dtype_name(config.dtype));
+  }
+  const std::optional<uint64_t> row_size =
+      row_bytes(config.dtype, static_cast<uint64_t>(config.kv_dim));
+  if (!row_size) {
+    fail(ErrorKind::kUnsupported,
+         "a {} KV cache needs a KV width that is a multiple of {} (this "
+         "model's is {})",
+         dtype_name(config.dtype), dtype_info(config.dtype).block_size, config.kv_dim);
+  }
+  // Every device holding a layer must attend over (and write) this cache type itself: refuse
+  // here rather than compute wrong results later.
+  for (Device* d : layer_devices) {
+    if (!d->supports(OpKind::kAttention, config.dtype) ||
+        !d->supports(OpKind::kSetRows, config.dtype)) {
+      fail(ErrorKind::kUnsupported, "device {} does not support a {} KV cache", d->info().name,
+           dtype_name(config.dtype));
+    }
+  }
   max_blocks_ = (config.max_seq_len + config.page_size - 1) / config.page_size;
-  const size_t row = *row_bytes(config.dtype, static_cast<uint64_t>(config.kv_dim));
+  const size_t row = static_cast<size_t>(*row_size);
   const size_t rows = static_cast<size_t>(config.n_pages) * static_cast<size_t>(config.page_size);
   for (int32_t l = 0; l < config.n_layer; ++l) {
     KvLayerView layer;
     for (TensorView* pool : {&layer.k, &layer.v}) {
-      buffers_.push_back(device.alloc(rows * row));
+      buffers_.push_back(layer_devices[static_cast<size_t>(l)]->alloc(rows * row));
       pool->buffer = buffers_.back().get();
       pool->dtype = config.dtype;
       pool->rows = static_cast<int64_t>(rows);

@@ -22,13 +22,18 @@ struct KvCacheConfig {
   int32_t page_size = 16;     // tokens per page
   int32_t n_pages = 0;        // pages per layer pool
   int32_t max_seq_len = 0;    // longest sequence (sets the block-table width)
-  DType dtype = DType::kF32;  // F32 or F16
+  DType dtype = DType::kF32;  // F32, F16 or Q8_0 (kv_dim a multiple of 32)
 };
 
 // Not thread-safe; the runtime serialises access.
 class PagedKvCache {
  public:
+  // Throws Error(kUnsupported) when a device cannot attend over / write `config.dtype` pools
+  // ("device opencl:0 does not support a q8_0 KV cache") or kv_dim does not fit its blocks.
   PagedKvCache(Device& device, const KvCacheConfig& config);
+  // Each layer's pools on that layer's device (layer_devices.size() == n_layer, not owned): a
+  // model split over several devices keeps every layer's KV memory next to the layer.
+  PagedKvCache(std::span<Device* const> layer_devices, const KvCacheConfig& config);
 
   // Returns a free sequence handle (a row of the block table).
   int32_t open_sequence();

@@ -342,6 +342,7 @@ void Runner::attention(Case& c, DType pool_type) {
   const std::vector<int32_t> lens =
       full() ? std::vector<int32_t>{1, 17, 45} : std::vector<int32_t>{3, 9, 20};
   std::vector<int> ratios{1, 3, 4}, head_dims{64, 40, 128};
+  if (pool_type == DType::kQ8_0) head_dims = {64, 32, 128};  // heads are whole Q8_0 blocks
   if (!full()) {
     ratios = {2};
     head_dims = {64};
@@ -439,6 +440,7 @@ double nmse_limit(OpKind op, DType dtype) {
       // other way on a tie computed with another instruction order.
       return dtype_info(dtype).block_size == 1 ? 1e-14 : 1e-6;
     case OpKind::kAttention:
+      if (dtype == DType::kQ8_0) return 2e-5;      // the query may be quantized to Q8_0 (llama.cpp)
       return dtype == DType::kF32 ? 1e-10 : 2e-6;  // F16 pools: query and weights rounded to F16
     case OpKind::kRope:
       return 1e-5;  // angles by iterated F32 products (llama.cpp) against double
@@ -472,7 +474,8 @@ std::vector<CaseResult> run_op(Device& device, OpKind op, Depth depth, uint32_t 
   }
   for (DType t : kAllTypes) {
     if (!device.supports(op, t)) continue;
-    if (op == OpKind::kAttention && t != DType::kF32 && t != DType::kF16) continue;
+    if (op == OpKind::kAttention && t != DType::kF32 && t != DType::kF16 && t != DType::kQ8_0)
+      continue;
     if (op == OpKind::kSetRows && !can_quantize(t)) continue;  // no reference conversion
     Case c(op, t);
     switch (op) {

@@ -1,11 +1,13 @@
 // cpu attention over the paged KV cache: one work item per (query row, head), scores in F32 with
 // a max-subtracted softmax. With an F16 K cache the query is rounded to F16 before the dot, as in
-// llama.cpp (F16 is the activation format of F16 weights there).
+// llama.cpp (F16 is the activation format of F16 weights there). A Q8_0 cache is dequantized one
+// head row at a time and used in F32 (query and probabilities unrounded).
 #include <algorithm>
 #include <cmath>
 
 #include "backend/cpu/cpu_ops.h"
 #include "core/half.h"
+#include "tensor/blocks.h"
 
 namespace luzao::cpu {
 namespace {
@@ -37,6 +39,13 @@ float dot_f32_f16(const float* q, const std::byte* k, int n) {
   return s;
 }
 
+// Bytes from the start of a pool row to kv head `kvh` (Q8_0 heads start on a block: checked).
+size_t head_offset(DType type, int kvh, int hd) {
+  const int64_t first = static_cast<int64_t>(kvh) * hd;
+  if (type == DType::kQ8_0) return static_cast<size_t>(first / 32) * sizeof(BlockQ8_0);
+  return static_cast<size_t>(first) * (type == DType::kF32 ? 4 : 2);
+}
+
 void axpy(float p, const std::byte* v, DType type, int n, float* acc) {
   if (type == DType::kF32) {
     const auto* vf = reinterpret_cast<const float*>(v);
@@ -54,8 +63,8 @@ void attention(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p
   const int64_t rows = a.q.rows;
   const int hd = p.head_dim;
   const int group = p.n_heads / p.n_kv_heads;
-  const size_t k_elem = a.k.dtype == DType::kF32 ? 4 : 2;
-  const size_t v_elem = a.v.dtype == DType::kF32 ? 4 : 2;
+  const bool q8_k = a.k.dtype == DType::kQ8_0;
+  const bool q8_v = a.v.dtype == DType::kQ8_0;
   const int64_t units = rows * p.n_heads;
   const int64_t grain = std::max<int64_t>(1, units / (static_cast<int64_t>(ctx.pool.size()) * 8));
 
@@ -70,17 +79,18 @@ void attention(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p
       const int32_t* pages = p.block_table.data() + static_cast<size_t>(seq) * p.max_blocks;
 
       float* buf =
-          scratch.get_as<float>(static_cast<size_t>(pos) + 1 + 2 * static_cast<size_t>(hd));
+          scratch.get_as<float>(static_cast<size_t>(pos) + 1 + 3 * static_cast<size_t>(hd));
       float* scores = buf;
       float* qh = buf + pos + 1;
       float* acc = qh + hd;
+      float* row32 = acc + hd;  // one dequantized Q8_0 head
 
       const float* q = a.q.f32(r) + static_cast<int64_t>(h) * hd;
       for (int j = 0; j < hd; ++j) {
         qh[j] = a.k.dtype == DType::kF16 ? fp16_to_f32(fp32_to_fp16(q[j])) : q[j];
       }
-      const size_t k_off = static_cast<size_t>(kvh) * hd * k_elem;
-      const size_t v_off = static_cast<size_t>(kvh) * hd * v_elem;
+      const size_t k_off = head_offset(a.k.dtype, kvh, hd);
+      const size_t v_off = head_offset(a.v.dtype, kvh, hd);
       const auto pool_row = [&](int32_t t) {
         return static_cast<int64_t>(pages[t / p.page_size]) * p.page_size + t % p.page_size;
       };
@@ -88,8 +98,12 @@ void attention(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p
       float max_score = -INFINITY;
       for (int32_t t = 0; t <= pos; ++t) {
         const std::byte* kr = a.k.row(pool_row(t)) + k_off;
+        if (q8_k) {
+          dequantize_row(DType::kQ8_0, kr, row32, hd);
+          kr = reinterpret_cast<const std::byte*>(row32);
+        }
         const float d =
-            a.k.dtype == DType::kF32 ? dot_f32_f32(qh, kr, hd) : dot_f32_f16(qh, kr, hd);
+            a.k.dtype == DType::kF16 ? dot_f32_f16(qh, kr, hd) : dot_f32_f32(qh, kr, hd);
         scores[t] = d * p.scale;
         max_score = std::max(max_score, scores[t]);
       }
@@ -109,7 +123,13 @@ void attention(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p
       }
       std::fill(acc, acc + hd, 0.0f);
       for (int32_t t = 0; t <= pos; ++t) {
-        axpy(scores[t], a.v.row(pool_row(t)) + v_off, a.v.dtype, hd, acc);
+        const std::byte* vr = a.v.row(pool_row(t)) + v_off;
+        if (q8_v) {
+          dequantize_row(DType::kQ8_0, vr, row32, hd);
+          axpy(scores[t], reinterpret_cast<const std::byte*>(row32), DType::kF32, hd, acc);
+        } else {
+          axpy(scores[t], vr, a.v.dtype, hd, acc);
+        }
       }
       float* o = a.out.f32(r) + static_cast<int64_t>(h) * hd;
       std::copy(acc, acc + hd, o);

@@ -1,6 +1,6 @@
-// AVX-512 attention over an F16 paged KV cache: the arithmetic of the portable kernel (query
-// rounded to F16, F32 scores, max-subtracted softmax summed in double, probabilities normalised
-// and rounded to F16, F32 accumulation of V) with 16 keys scored per step and a vector exp.
+// AVX-512 attention over an F16 or Q8_0 paged KV cache: the arithmetic of the portable kernel
+// (F16: query and probabilities rounded to F16; Q8_0: neither; F32 scores, max-subtracted softmax
+// summed in double, F32 accumulation of V) with 16 keys scored per step and a vector exp.
 #include "backend/cpu/cpu_ops.h"
 
 #if defined(__x86_64__)
@@ -9,6 +9,8 @@
 #include <cmath>
 
 #include "backend/cpu/avx512_math.h"
+#include "core/half.h"
+#include "tensor/blocks.h"
 
 namespace luzao::cpu {
 namespace {
@@ -37,16 +39,28 @@ LUZAO_AVX512_INLINE __m512 load_half16(const std::byte* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// Rows rows16[j] (-1: none, zeros) of an F16 pool, columns off.., widened into dst[16][hd].
-template <int kChunks>
-LUZAO_AVX512_INLINE void load_chunk(const HostView& pool, const int64_t* rows16, size_t off,
+// 16 values of a Q8_0 row from element `first` (a multiple of 16): one half of one block.
+LUZAO_AVX512_INLINE __m512 load_q8_16(const std::byte* row, size_t first) {
+  const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + first / 32;
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs + first % 32));
+  return _mm512_mul_ps(_mm512_set1_ps(fp16_to_fp32(blk->d)),
+                       _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+}
+
+// Rows rows16[j] (-1: none, zeros) of an F16 or Q8_0 pool, elements first.., widened into
+// dst[16][hd].
+template <int kChunks, bool kQ8>
+LUZAO_AVX512_INLINE void load_chunk(const HostView& pool, const int64_t* rows16, size_t first,
                                     float* dst) {
   constexpr int hd = 16 * kChunks;
   for (int j = 0; j < 16; ++j) {
     for (int c = 0; c < kChunks; ++c) {
-      _mm512_storeu_ps(dst + j * hd + 16 * c, rows16[j] >= 0
-                                                  ? load_half16(pool.row(rows16[j]) + off + 32 * c)
-                                                  : _mm512_setzero_ps());
+      __m512 v = _mm512_setzero_ps();
+      if (rows16[j] >= 0) {
+        v = kQ8 ? load_q8_16(pool.row(rows16[j]), first + 16 * c)
+                : load_half16(pool.row(rows16[j]) + 2 * (first + 16 * c));
+      }
+      _mm512_storeu_ps(dst + j * hd + 16 * c, v);
     }
   }
 }
@@ -55,7 +69,7 @@ constexpr int kBlockRows = 16;  // query rows of one sequence that share each co
 
 // Rows [row0, row0 + rows) of one sequence (pages `pages`) against kv head `kvh`: every query
 // head of the group, K and V converted to F32 once per 16-key chunk for all of them.
-template <int kChunks>  // head_dim / 16
+template <int kChunks, bool kQ8>  // head_dim / 16; pools in Q8_0 (else F16)
 LUZAO_AVX512 void attend_block(const AttentionArgs& a, const AttentionParams& p,
                                const int32_t* pages, int64_t row0, int rows, int kvh,
                                Scratch& scratch) {
@@ -69,7 +83,7 @@ LUZAO_AVX512 void attend_block(const AttentionArgs& a, const AttentionParams& p,
   // Scratch: K/V chunk [16][hd] F32, then probs [nq][stride].
   float* kv32 = scratch.get_as<float>(16 * hd + static_cast<size_t>(nq) * stride);
   float* probs = kv32 + 16 * hd;
-  const size_t off = static_cast<size_t>(kvh) * hd * 2;
+  const size_t off = static_cast<size_t>(kvh) * hd;  // first element of the head
   const auto pool_row = [&](int32_t t) {
     return static_cast<int64_t>(pages[t / p.page_size]) * p.page_size + t % p.page_size;
   };
@@ -89,14 +103,14 @@ LUZAO_AVX512 void attend_block(const AttentionArgs& a, const AttentionParams& p,
   const __m512 scale = _mm512_set1_ps(p.scale);
   for (int32_t t0 = 0; t0 < n_keys; t0 += 16) {
     chunk_rows(t0, rows16);
-    load_chunk<kChunks>(a.k, rows16, off, kv32);
+    load_chunk<kChunks, kQ8>(a.k, rows16, off, kv32);
     for (int i = 0; i < nq; ++i) {
       if (pos_of(i) < t0) continue;
       const float* q = query(i);
       __m512 qv[kChunks];
       for (int c = 0; c < kChunks; ++c) {
-        qv[c] = _mm512_cvtph_ps(
-            _mm512_cvtps_ph(_mm512_loadu_ps(q + 16 * c), _MM_FROUND_TO_NEAREST_INT));
+        qv[c] = _mm512_loadu_ps(q + 16 * c);
+        if (!kQ8) qv[c] = _mm512_cvtph_ps(_mm512_cvtps_ph(qv[c], _MM_FROUND_TO_NEAREST_INT));
       }
       __m512 acc[16];
       for (int j = 0; j < 16; ++j) {
@@ -134,7 +148,8 @@ LUZAO_AVX512 void attend_block(const AttentionArgs& a, const AttentionParams& p,
     const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / _mm512_reduce_add_pd(dsum)));
     for (int32_t t = 0; t < n; t += 16) {  // lanes past pos stay 0
       const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(pr + t), inv);
-      _mm512_storeu_ps(pr + t, _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)));
+      _mm512_storeu_ps(pr + t,
+                       kQ8 ? v : _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)));
     }
     float* o = output(i);
     for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(o + 16 * c, _mm512_setzero_ps());
@@ -143,7 +158,7 @@ LUZAO_AVX512 void attend_block(const AttentionArgs& a, const AttentionParams& p,
   // Weighted sum of V, accumulated in each query's output row.
   for (int32_t t0 = 0; t0 < n_keys; t0 += 16) {
     chunk_rows(t0, rows16);
-    load_chunk<kChunks>(a.v, rows16, off, kv32);
+    load_chunk<kChunks, kQ8>(a.v, rows16, off, kv32);
     for (int i = 0; i < nq; ++i) {
       const int32_t n = pos_of(i) + 1;
       if (n <= t0) continue;
@@ -166,26 +181,27 @@ LUZAO_AVX512 void attend_block(const AttentionArgs& a, const AttentionParams& p,
 using AttendFn = void (*)(const AttentionArgs&, const AttentionParams&, const int32_t*, int64_t,
                           int, int, Scratch&);
 
+template <bool kQ8>
 AttendFn pick(int head_dim) {
   switch (head_dim) {
     case 32:
-      return attend_block<2>;
+      return attend_block<2, kQ8>;
     case 48:
-      return attend_block<3>;
+      return kQ8 ? nullptr : attend_block<3, kQ8>;
     case 64:
-      return attend_block<4>;
+      return attend_block<4, kQ8>;
     case 80:
-      return attend_block<5>;
+      return kQ8 ? nullptr : attend_block<5, kQ8>;
     case 96:
-      return attend_block<6>;
+      return attend_block<6, kQ8>;
     case 128:
-      return attend_block<8>;
+      return attend_block<8, kQ8>;
     case 160:
-      return attend_block<10>;
+      return attend_block<10, kQ8>;
     case 192:
-      return attend_block<12>;
+      return attend_block<12, kQ8>;
     case 256:
-      return attend_block<16>;
+      return attend_block<16, kQ8>;
     default:
       return nullptr;
   }
@@ -194,8 +210,14 @@ AttendFn pick(int head_dim) {
 }  // namespace
 
 bool attention_avx512(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p) {
-  if (!ctx.features.avx512 || a.k.dtype != DType::kF16 || a.v.dtype != DType::kF16) return false;
-  const AttendFn attend = p.head_dim <= kMaxHeadDim ? pick(p.head_dim) : nullptr;
+  if (!ctx.features.avx512 || a.k.dtype != a.v.dtype ||
+      (a.k.dtype != DType::kF16 && a.k.dtype != DType::kQ8_0)) {
+    return false;
+  }
+  const bool q8 = a.k.dtype == DType::kQ8_0;
+  const AttendFn attend = p.head_dim > kMaxHeadDim ? nullptr
+                          : q8                     ? pick<true>(p.head_dim)
+                                                   : pick<false>(p.head_dim);
   if (attend == nullptr) return false;
   // Blocks of up to kBlockRows consecutive query rows of one sequence.
   const int64_t rows = a.q.rows;
