@@ -312,7 +312,8 @@ TEST_P(OpsByHand, SupportsMatchesOpSet) {
   EXPECT_TRUE(dev_->supports(OpKind::kMatMul, DType::kQ4_1));
   EXPECT_TRUE(dev_->supports(OpKind::kMatMul, DType::kQ6_K));
   EXPECT_TRUE(dev_->supports(OpKind::kAttention, DType::kF16));
-  EXPECT_FALSE(dev_->supports(OpKind::kAttention, DType::kQ8_0));
+  EXPECT_TRUE(dev_->supports(OpKind::kAttention, DType::kQ8_0));  // the Q8_0 KV cache
+  EXPECT_FALSE(dev_->supports(OpKind::kAttention, DType::kQ4_0));
   EXPECT_TRUE(dev_->supports(OpKind::kSetRows, DType::kF16));
   // set_rows can store exactly the types that have a quantizer.
   EXPECT_EQ(dev_->supports(OpKind::kSetRows, DType::kQ4_K), can_quantize(DType::kQ4_K));
