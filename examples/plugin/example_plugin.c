@@ -250,8 +250,7 @@ static luzao_status example_copy(luzao_device* dev, luzao_buffer* src, uint64_t 
 
 /* ---- streams and ops ---------------------------------------------------------------------- */
 
-static luzao_status example_stream_create(luzao_device* dev, luzao_stream** out,
-                                          luzao_error* err) {
+static luzao_status example_stream_create(luzao_device* dev, luzao_stream** out, luzao_error* err) {
   luzao_stream* s = calloc(1, sizeof *s);
   if (s == NULL) return fail(err, LUZAO_STATUS_OUT_OF_MEMORY, "cannot allocate a stream");
   s->device = dev;
@@ -263,9 +262,8 @@ static void example_stream_destroy(luzao_stream* s) {
   free(s);
 }
 
-static luzao_status example_get_rows(luzao_stream* s, const luzao_tensor* table,
-                                     const int32_t* ids, uint64_t n_ids, const luzao_tensor* out,
-                                     luzao_error* err) {
+static luzao_status example_get_rows(luzao_stream* s, const luzao_tensor* table, const int32_t* ids,
+                                     uint64_t n_ids, const luzao_tensor* out, luzao_error* err) {
   (void)s;
   (void)err;
   for (uint64_t i = 0; i < n_ids; ++i) {
@@ -275,8 +273,8 @@ static luzao_status example_get_rows(luzao_stream* s, const luzao_tensor* table,
 }
 
 static luzao_status example_rms_norm(luzao_stream* s, const luzao_tensor* x,
-                                     const luzao_tensor* weight, float eps,
-                                     const luzao_tensor* out, luzao_error* err) {
+                                     const luzao_tensor* weight, float eps, const luzao_tensor* out,
+                                     luzao_error* err) {
   (void)s;
   (void)err;
   const float* w = row_f32(weight, 0);
@@ -348,7 +346,8 @@ static luzao_status example_attention(luzao_stream* s, const luzao_tensor* q,
   const int hd = p->head_dim;
   const int group = p->n_heads / p->n_kv_heads;
   int32_t max_pos = 0;
-  for (uint64_t r = 0; r < p->n_tokens; ++r) max_pos = p->token_pos[r] > max_pos ? p->token_pos[r] : max_pos;
+  for (uint64_t r = 0; r < p->n_tokens; ++r)
+    max_pos = p->token_pos[r] > max_pos ? p->token_pos[r] : max_pos;
   double* scores = malloc(((size_t)max_pos + 1 + (size_t)hd) * sizeof(double));
   if (scores == NULL) return fail(err, LUZAO_STATUS_OUT_OF_MEMORY, "attention: no scratch memory");
   double* acc = scores + max_pos + 1;
@@ -493,8 +492,7 @@ static const luzao_plugin kPlugin = {
                example_copy},
     .stream = {example_stream_create, example_stream_destroy, example_get_rows, example_rms_norm,
                example_matmul, example_rope, example_attention, example_swiglu, example_add,
-               example_mul, example_scale, example_softmax, example_set_rows,
-               example_synchronize},
+               example_mul, example_scale, example_softmax, example_set_rows, example_synchronize},
 };
 
 LUZAO_PLUGIN_EXPORT const luzao_plugin* luzao_plugin_entry(uint32_t host_abi_version) {
