@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "server/http_listen.h"
 #include "server/openai_api.h"
 #include "server/router_backends.h"
 #include "server/router_pump.h"
@@ -104,6 +105,7 @@ struct RouterServer::Impl {
   BackendSet backends;
   RouterMetrics metrics;
   httplib::Server http;
+  ListenSocket listen_socket;  // set while binding
   int port = -1;
   int max_attempts = 0;
 
@@ -629,10 +631,7 @@ RouterServer::RouterServer(RouterOptions options)
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.http.set_payload_max_length(s.options.max_body_bytes);
   s.http.set_tcp_nodelay(true);
-  s.http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
+  prepare_listen_socket(s.http, s.listen_socket);
   s.routes();
 }
 
@@ -642,14 +641,7 @@ RouterServer::~RouterServer() {
 
 void RouterServer::bind() {
   Impl& s = *impl_;
-  if (s.options.port == 0) {
-    s.port = s.http.bind_to_any_port(s.options.host);
-  } else {
-    s.port = s.http.bind_to_port(s.options.host, s.options.port) ? s.options.port : -1;
-  }
-  if (s.port < 0)
-    fail(ErrorKind::kIo, "cannot listen on {}:{} (in use, or a bad address?)", s.options.host,
-         s.options.port);
+  s.port = bind_listen_socket(s.http, s.listen_socket, s.options.host, s.options.port);
 }
 
 int RouterServer::port() const {

@@ -23,6 +23,7 @@
 
 #include "core/error.h"
 #include "pool/routing.h"
+#include "server/http_listen.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
 #include "server/web_assets.h"
@@ -189,7 +190,7 @@ struct Server::Impl {
   std::mutex rng_mutex;
   std::mt19937_64 rng{std::random_device{}()};
   int port = -1;
-  int listen_fd = -1;  // the listening socket (set while binding)
+  ListenSocket listen_socket;  // set while binding
 
   Impl(ReplicaSet& r, ServerOptions o) : replicas(r), engine(r.engine()), options(std::move(o)) {}
 
@@ -623,13 +624,7 @@ Server::Server(ReplicaSet& replicas, ServerOptions options)
     return new httplib::ThreadPool(static_cast<size_t>(threads));
   };
   s.http.set_payload_max_length(s.options.max_body_bytes);
-  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second server
-  // silently share the port instead of failing to bind.
-  s.http.set_socket_options([impl = &s](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    impl->listen_fd = sock;
-  });
+  prepare_listen_socket(s.http, s.listen_socket);
   s.routes();
 }
 
@@ -639,17 +634,7 @@ Server::~Server() {
 
 void Server::bind() {
   Impl& s = *impl_;
-  if (s.options.port == 0) {
-    s.port = s.http.bind_to_any_port(s.options.host);
-  } else {
-    s.port = s.http.bind_to_port(s.options.host, s.options.port) ? s.options.port : -1;
-  }
-  if (s.port < 0)
-    fail(ErrorKind::kIo, "cannot listen on {}:{} (in use, or a bad address?)", s.options.host,
-         s.options.port);
-  // cpp-httplib listens with a backlog of 5: a burst of clients connecting at once would overflow
-  // it (connections reset). Listening again on the bound socket raises the backlog.
-  if (s.listen_fd >= 0) ::listen(s.listen_fd, SOMAXCONN);
+  s.port = bind_listen_socket(s.http, s.listen_socket, s.options.host, s.options.port);
 }
 
 int Server::port() const {
