@@ -11,13 +11,27 @@ import urllib.request
 from pathlib import Path
 
 
-class ServerProcess:
-    """A running `luzao serve`; .url is http://127.0.0.1:PORT, .model_id the served id."""
+def http_request(url: str, method: str = "GET", body: bytes | None = None,
+                 headers: dict[str, str] | None = None, timeout: float = 60):
+    """Returns (status, headers, body bytes) without raising on HTTP errors; a body without
+    headers is sent as JSON."""
+    if headers is None:
+        headers = {"Content-Type": "application/json"} if body else {}
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
 
-    def __init__(self, luzao: Path, model: Path, *args: str, startup_timeout: float = 120):
-        self.model_id = model.name.removesuffix(".gguf")
-        self.proc = subprocess.Popen([str(luzao), "serve", "-m", str(model), "--port", "0", *args],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+
+class ListeningProcess:
+    """A luzao subprocess (serve, router) that prints 'on http://HOST:PORT' on stderr when it
+    listens; .url is that address."""
+
+    def __init__(self, args: list[str], timeout: float = 60):
+        self.args = args
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         self.log: list[str] = []
         self.url = ""
@@ -33,9 +47,36 @@ class ServerProcess:
             found.set()
 
         threading.Thread(target=read_stderr, daemon=True).start()
-        if not found.wait(startup_timeout) or not self.url:
+        if not found.wait(timeout) or not self.url:
             self.stop()
-            raise RuntimeError(f"luzao serve did not start:\n{''.join(self.log)[-4000:]}")
+            raise RuntimeError(f"luzao {args[1]} did not start:\n{''.join(self.log)[-4000:]}")
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class ServerProcess(ListeningProcess):
+    """A running `luzao serve`; .url is http://127.0.0.1:PORT, .model_id the served id."""
+
+    def __init__(self, luzao: Path, model: Path, *args: str, startup_timeout: float = 120):
+        self.model_id = model.name.removesuffix(".gguf")
+        super().__init__([str(luzao), "serve", "-m", str(model), "--port", "0", *args],
+                         startup_timeout)
         deadline = time.monotonic() + startup_timeout
         while True:
             try:
@@ -51,12 +92,7 @@ class ServerProcess:
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None, timeout: float = 120):
         """Returns (status, headers, body bytes) without raising on HTTP errors."""
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, dict(r.headers), r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read()
+        return http_request(self.url + path, method, body, headers or {}, timeout)
 
     def get(self, path: str, **kw):
         return self.request("GET", path, **kw)
@@ -75,12 +111,3 @@ class ServerProcess:
                 name, value = line.rsplit(" ", 1)
                 out[name] = float(value)
         return out
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import re
-import signal
 import socket
 import socketserver
-import subprocess
 import threading
 import time
 import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from server_harness import ListeningProcess, http_request
 
 openai = pytest.importorskip("openai", reason="the openai package is not installed "
                                               "(scripts/setup-deps.sh installs it)")
@@ -31,61 +28,6 @@ N_TOKENS = 120
 PROMPTS = [f"The {w} sat on the mat and" for w in (
     "cat", "dog", "fox", "kitchen", "stove", "model", "token", "river", "tests", "numbers",
     "engine", "world")]
-
-
-class Proc:
-    """A luzao subprocess that prints 'on http://HOST:PORT' on stderr when it listens."""
-
-    def __init__(self, args: list[str], timeout: float = 60):
-        self.args = args
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-        self.log: list[str] = []
-        self.url = ""
-        found = threading.Event()
-
-        def read():
-            for line in self.proc.stderr:
-                self.log.append(line)
-                m = re.search(r"on (http://[0-9.]+:\d+)", line)
-                if m and not found.is_set():
-                    self.url = m.group(1)
-                    found.set()
-            found.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not found.wait(timeout) or not self.url:
-            self.stop()
-            raise RuntimeError(f"{args[1]} did not start:\n{''.join(self.log)[-3000:]}")
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def http_request(url: str, method: str = "GET", body: bytes | None = None,
-                 timeout: float = 60) -> tuple[int, dict, bytes]:
-    req = urllib.request.Request(url, data=body, method=method,
-                                 headers={"Content-Type": "application/json"} if body else {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -118,7 +60,7 @@ class Cluster:
     def __init__(self, luzao, model):
         self.luzao, self.model = luzao, model
         self.engines = [self.serve(0) for _ in range(3)]
-        self.router = Proc([str(luzao), "router", "--port", "0", "--health-interval-ms", "100",
+        self.router = ListeningProcess([str(luzao), "router", "--port", "0", "--health-interval-ms", "100",
                             "--failover-wait-ms", "20000"] +
                            [a for e in self.engines for a in ("--backend", e.url)])
         wait_for(lambda: self.pool_healthy() == 3, 30, "three healthy backends")
@@ -126,7 +68,7 @@ class Cluster:
                                     max_retries=0, timeout=120)
 
     def serve(self, port: int) -> Proc:
-        p = Proc([str(self.luzao), "serve", "-m", str(self.model), "--port", str(port), "-t", "1",
+        p = ListeningProcess([str(self.luzao), "serve", "-m", str(self.model), "--port", str(port), "-t", "1",
                   "--parallel", "4", "-c", str(CTX)])
         wait_for(lambda: healthy(p.url), 60, "luzao serve to be healthy")
         return p
@@ -368,7 +310,7 @@ def fake_router(luzao_bin):
     made = []
 
     def make(first: FakeBackend, second: FakeBackend, *args: str) -> tuple[Proc, openai.OpenAI]:
-        r = Proc([str(luzao_bin), "router", "--port", "0", "--health-interval-ms", "50",
+        r = ListeningProcess([str(luzao_bin), "router", "--port", "0", "--health-interval-ms", "50",
                   "--backend", first.url, "--backend", second.url, *args])
         made.append(r)
         wait_for(lambda: healthy(r.url), 30, "the router to see its fake backends")
