@@ -29,6 +29,7 @@ struct BenchArgs {
   std::vector<int> prompt = {512};
   std::vector<int> gen = {128};
   std::vector<int> threads = {0};
+  std::vector<int> parallel = {1};
   int batch = 512;
   int repetitions = 5;
   std::string cache_type = "f16";
@@ -37,9 +38,10 @@ struct BenchArgs {
 };
 
 struct TestResult {
-  std::string name;  // "pp512", "tg128"
+  std::string name;  // "pp512", "tg128", "tg128x8" (8 sequences)
   int n_prompt = 0;
   int n_gen = 0;
+  int n_parallel = 1;
   int threads = 0;
   std::vector<double> samples;  // tokens/s per repetition
   double mean() const {
@@ -81,6 +83,31 @@ double run_once(Engine& engine, int n_prompt, int n_gen, std::mt19937& rng) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// Seconds for n_gen steps of n_parallel sequences decoded together, one token each per step (the
+// decode of a continuously batching server; llama-batched-bench's -npl without a shared prompt).
+double run_parallel_once(Engine& engine, int n_gen, int n_parallel, std::mt19937& rng) {
+  using Clock = std::chrono::steady_clock;
+  const int32_t n_vocab = engine.hparams().n_vocab;
+  std::vector<int32_t> seqs;
+  for (int i = 0; i < n_parallel; ++i) seqs.push_back(engine.kv_cache().open_sequence());
+  const std::vector<int32_t> tokens = random_tokens(n_gen * n_parallel, n_vocab, rng);
+  std::vector<SequenceChunk> chunks(static_cast<size_t>(n_parallel));
+  std::vector<float> logits(static_cast<size_t>(n_parallel) * static_cast<size_t>(n_vocab));
+  const auto t0 = Clock::now();
+  for (int step = 0; step < n_gen; ++step) {
+    for (int i = 0; i < n_parallel; ++i) {
+      const size_t k =
+          static_cast<size_t>(step) * static_cast<size_t>(n_parallel) + static_cast<size_t>(i);
+      chunks[static_cast<size_t>(i)] = {seqs[static_cast<size_t>(i)], step,
+                                        std::span(tokens).subspan(k, 1), true, false};
+    }
+    engine.decode(chunks, logits);
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (int32_t seq : seqs) engine.kv_cache().close_sequence(seq);
+  return seconds;
+}
+
 uint64_t model_bytes(const GgufFile& f) {
   uint64_t n = 0;
   for (const GgufTensorInfo& t : f.tensors()) n += t.bytes;
@@ -101,6 +128,7 @@ std::string human_bytes(uint64_t bytes) {
 int run_bench(const BenchArgs& a) {
   const int ctx_needed = std::max(*std::max_element(a.prompt.begin(), a.prompt.end()),
                                   *std::max_element(a.gen.begin(), a.gen.end()));
+  const int max_parallel = *std::max_element(a.parallel.begin(), a.parallel.end());
   std::vector<TestResult> results;
   nlohmann::json rows = nlohmann::json::array();
   std::string model_name;
@@ -114,7 +142,8 @@ int run_bench(const BenchArgs& a) {
     options.split = a.split;
     options.threads = threads;
     options.ctx_size = std::max(ctx_needed, 16);
-    options.max_batch_tokens = a.batch;
+    options.max_batch_tokens = std::max(a.batch, max_parallel);
+    options.max_sequences = max_parallel;
     options.kv_dtype = *dtype_from_name(a.cache_type);
     options.logger = Logger(
         [](LogLevel, std::string_view line) { fmt::print(stderr, "{}\n", line); }, LogLevel::kWarn);
@@ -129,10 +158,14 @@ int run_bench(const BenchArgs& a) {
 
     std::vector<TestResult> tests;
     for (int p : a.prompt) {
-      if (p > 0) tests.push_back({fmt::format("pp{}", p), p, 0, shown_threads, {}});
+      if (p > 0) tests.push_back({fmt::format("pp{}", p), p, 0, 1, shown_threads, {}});
     }
     for (int g : a.gen) {
-      if (g > 0) tests.push_back({fmt::format("tg{}", g), 0, g, shown_threads, {}});
+      if (g <= 0) continue;
+      for (int n : a.parallel) {
+        const std::string name = n == 1 ? fmt::format("tg{}", g) : fmt::format("tg{}x{}", g, n);
+        tests.push_back({name, 0, g, n, shown_threads, {}});
+      }
     }
     if (!a.json && !header_printed) {
       fmt::print("| {:<32} | {:>10} | {:>8} | {:>7} | {:>7} | {:>8} | {:>16} |\n", "model", "size",
@@ -146,8 +179,10 @@ int run_bench(const BenchArgs& a) {
       if (!a.no_warmup)
         run_once(engine, test.n_prompt > 0 ? test.n_prompt : 0, test.n_prompt > 0 ? 0 : 1, rng);
       for (int r = 0; r < a.repetitions; ++r) {
-        const double s = run_once(engine, test.n_prompt, test.n_gen, rng);
-        const int tokens = test.n_prompt > 0 ? test.n_prompt : test.n_gen;
+        const double s = test.n_parallel > 1
+                             ? run_parallel_once(engine, test.n_gen, test.n_parallel, rng)
+                             : run_once(engine, test.n_prompt, test.n_gen, rng);
+        const int tokens = test.n_prompt > 0 ? test.n_prompt : test.n_gen * test.n_parallel;
         test.samples.push_back(static_cast<double>(tokens) / s);
       }
       if (a.json) {
@@ -159,6 +194,7 @@ int run_bench(const BenchArgs& a) {
                         {"test", test.name},
                         {"n_prompt", test.n_prompt},
                         {"n_gen", test.n_gen},
+                        {"n_parallel", test.n_parallel},
                         {"avg_ts", test.mean()},
                         {"stddev_ts", test.stddev()},
                         {"samples_ts", test.samples}});
@@ -192,6 +228,12 @@ CommandMain setup_bench(CLI::App& cmd) {
                  "Thread counts to test (comma-separated; 0: all cores)")
       ->delimiter(',')
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd.add_option("--parallel", a->parallel,
+                 "Sequences generating together in the tg tests, comma-separated (aggregate "
+                 "tokens/s of all of them; as llama-batched-bench's -npl)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd.add_option("-b,--batch-size", a->batch, "Tokens per forward pass during prefill")
       ->check(CLI::PositiveNumber)
