@@ -1,7 +1,18 @@
-// Names of the ops of the versioned op set.
+// Names of the ops of the versioned op set, and the Stream ops with a default.
 #include "backend/backend.h"
 
+#include "core/error.h"
+
 namespace luzao {
+
+void Stream::matmul_shared_input(const TensorView& x, std::span<const TensorView> w,
+                                 std::span<const TensorView> out) {
+  if (w.size() != out.size()) {
+    fail(ErrorKind::kInvalidArgument, "matmul_shared_input: {} weights but {} outputs", w.size(),
+         out.size());
+  }
+  for (size_t i = 0; i < w.size(); ++i) matmul(x, w[i], out[i]);
+}
 
 std::string_view op_name(OpKind op) noexcept {
   switch (op) {

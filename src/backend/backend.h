@@ -102,6 +102,12 @@ class Stream {
   virtual void rms_norm(const TensorView& x, const TensorView& weight, float eps,
                         const TensorView& out) = 0;
   virtual void matmul(const TensorView& x, const TensorView& w, const TensorView& out) = 0;
+  // out[i] = x * w[i]^T for several weights sharing one input (q, k and v; gate and up), with
+  // the same results as separate matmul calls. A device may run them as one op (the cpu backend
+  // converts x once and spreads the rows of all of them over its threads at once); this default
+  // issues them one by one.
+  virtual void matmul_shared_input(const TensorView& x, std::span<const TensorView> w,
+                                   std::span<const TensorView> out);
   virtual void rope(const TensorView& x, std::span<const int32_t> positions,
                     const RopeParams& p) = 0;
   virtual void attention(const TensorView& q, const TensorView& k_pool, const TensorView& v_pool,

@@ -194,9 +194,8 @@ class DecoderModel final : public Model {
       const KvLayerView& cache = kv.layers[static_cast<size_t>(il)];
       s.rms_norm(x, l.attn_norm, hp_.rms_eps, h);
       observe(st, "attn_norm", h, il);
-      s.matmul(h, l.wq, q);
-      s.matmul(h, l.wk, k);
-      s.matmul(h, l.wv, v);
+      const TensorView qkv_w[] = {l.wq, l.wk, l.wv}, qkv[] = {q, k, v};
+      s.matmul_shared_input(h, qkv_w, qkv);
       if (features_.qkv_bias) {
         s.add(q, l.bq, q);
         s.add(k, l.bk, k);
@@ -220,8 +219,8 @@ class DecoderModel final : public Model {
       observe(st, "attn_residual", x, il);
       s.rms_norm(x, l.ffn_norm, hp_.rms_eps, h);
       observe(st, "ffn_norm", h, il);
-      s.matmul(h, l.w_gate, gate);
-      s.matmul(h, l.w_up, up);
+      const TensorView ffn_w[] = {l.w_gate, l.w_up}, ffn[] = {gate, up};
+      s.matmul_shared_input(h, ffn_w, ffn);
       s.swiglu(gate, up, gate);
       observe(st, "ffn_act", gate, il);
       s.matmul(gate, l.w_down, h);

@@ -4,13 +4,16 @@
 // thread count.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "backend/registry.h"
 #include "backend_test_util.h"
+#include "core/error.h"
 #include "tensor/dtype.h"
 #include "tensor/quants.h"
 
@@ -90,6 +93,67 @@ TEST(CpuPackedMatmul, SameBitsForAnyBatchSplitAndThreadCount) {
           << "token " << j;
     }
   }
+}
+
+// One input times several mapped weight matrices through matmul_shared_input (what the decoder
+// does for q/k/v and gate/up) gives each output the bits of its own matmul call: weights of one
+// activation format share a conversion and a pass over the pool, mixed formats fall back.
+TEST(CpuPackedMatmul, SharedInputGivesTheBitsOfSeparateCalls) {
+  std::mt19937 rng(33);
+  auto cpu = open_device("cpu", DeviceOptions{.threads = 2});
+  auto ref = open_device("reference");
+  const std::vector<std::vector<DType>> sets = {
+      {DType::kQ4_1, DType::kQ4_1, DType::kQ4_1},  // SmolLM2's q, k, v
+      {DType::kQ4_K, DType::kQ6_K, DType::kQ4_K},  // Q4_K_M: one activation format
+      {DType::kQ8_0, DType::kQ4_0},                // Q8_0X both
+      {DType::kQ4_1, DType::kQ8_0, DType::kF16},   // three formats: one at a time
+      {DType::kF32, DType::kF32}};
+  const std::vector<int64_t> rows = {64, 19, 37};  // a remainder outside the 16-row groups too
+  for (const std::vector<DType>& types : sets) {
+    for (int64_t n : {1, 3, 8, 9, 70}) {
+      const int64_t k = 512;
+      std::string name;
+      for (DType t : types) name += fmt::format("{} ", dtype_name(t));
+      SCOPED_TRACE(fmt::format("{}n={}", name, n));
+      std::vector<std::vector<uint8_t>> ws;
+      for (size_t i = 0; i < types.size(); ++i) ws.push_back(quantized(types[i], rows[i], k, rng));
+      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n * k));
+      for (Device* dev : {cpu.get(), ref.get()}) {
+        auto s = dev->create_stream();
+        std::vector<std::unique_ptr<Buffer>> bufs;
+        std::vector<TensorView> wv;
+        std::vector<test::DeviceTensor> outs;
+        std::vector<TensorView> ov;
+        for (size_t i = 0; i < types.size(); ++i) {
+          bufs.push_back(dev->map_host(ws[i].data(), ws[i].size()));
+          wv.push_back({bufs.back().get(), 0, types[i], rows[i], k,
+                        ws[i].size() / static_cast<size_t>(rows[i])});
+          outs.push_back(make_f32(*dev, n, rows[i], {}));
+          ov.push_back(outs.back().view);
+        }
+        auto xt = make_f32(*dev, n, k, x);
+        s->matmul_shared_input(xt.view, wv, ov);
+        s->synchronize();
+        for (size_t i = 0; i < types.size(); ++i) {
+          const std::vector<float> alone = mapped_matmul(*dev, types[i], ws[i], rows[i], k, x, n);
+          EXPECT_EQ(read_f32(*dev, outs[i]), alone) << dev->info().name << " output " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuPackedMatmul, SharedInputRejectsMismatchedLists) {
+  auto cpu = open_device("cpu", DeviceOptions{.threads = 2});
+  auto s = cpu->create_stream();
+  auto x = make_f32(*cpu, 2, 32, std::vector<float>(64, 1.0f));
+  auto w = make_f32(*cpu, 4, 32, std::vector<float>(128, 1.0f));
+  auto o = make_f32(*cpu, 2, 4, {});
+  const TensorView ws[] = {w.view, w.view};
+  const TensorView os[] = {o.view};
+  EXPECT_THROW(s->matmul_shared_input(x.view, ws, os), Error);
+  const TensorView bad_out[] = {o.view, x.view};  // 2 x 32 is not 2 x 4
+  EXPECT_THROW(s->matmul_shared_input(x.view, ws, bad_out), Error);
 }
 
 }  // namespace

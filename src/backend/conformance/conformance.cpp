@@ -212,6 +212,26 @@ void Runner::matmul(Case& c, DType t) {
             },
             dot_scale(x, w, t, n, m, k));
       }
+      // Two weights of one input in one call (the decoder's q/k/v and gate/up), outputs
+      // concatenated; on devices that fuse them this is a path of its own.
+      const int64_t m0 = ms.front(), m1 = ms.back();
+      const std::vector<uint8_t> w0 = random_rows(t, m0, k, rng_), w1 = random_rows(t, m1, k, rng_);
+      const std::vector<float> x = uniform(rng_, static_cast<size_t>(n * k));
+      both(
+          c, fmt::format("shared input n={} m={}+{} k={}", n, m0, m1, k),
+          [&](Device& d, Stream& s) {
+            Tensor wt0 = make(d, t, m0, k, w0.data(), 4, 64), wt1 = make(d, t, m1, k, w1.data());
+            Tensor xt = make_f32(d, n, k, x, 12);
+            Tensor out0 = make_f32(d, n, m0, {}, 8), out1 = make_f32(d, n, m1, {});
+            const TensorView ws[] = {wt0.view, wt1.view}, outs[] = {out0.view, out1.view};
+            s.matmul_shared_input(xt.view, ws, outs);
+            s.synchronize();
+            std::vector<float> got = read(d, out0);
+            const std::vector<float> second = read(d, out1);
+            got.insert(got.end(), second.begin(), second.end());
+            return got;
+          },
+          dot_scale(x, w0, t, n, m0, k) + dot_scale(x, w1, t, n, m1, k));
     }
   }
 }

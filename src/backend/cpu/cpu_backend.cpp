@@ -2,6 +2,8 @@
 // cpu_ops.h on the device's thread pool with per-stream scratch memory.
 #include "backend/cpu/cpu_backend.h"
 
+#include <array>
+
 #include <fmt/format.h>
 
 #include "backend/cpu/cpu_ops.h"
@@ -33,6 +35,24 @@ class CpuStream final : public Stream {
       packed = mapped->packed(w, ctx_.features);
     }
     cpu::matmul(ctx_, args, packed);
+  }
+  void matmul_shared_input(const TensorView& x, std::span<const TensorView> w,
+                           std::span<const TensorView> out) override {
+    constexpr size_t kMax = 8;
+    if (w.size() != out.size() || w.size() > kMax) {
+      Stream::matmul_shared_input(x, w, out);  // validates, or runs them one by one
+      return;
+    }
+    std::array<MatMulArgs, kMax> args;
+    std::array<const cpu::PackedMatrix*, kMax> packed{};
+    for (size_t i = 0; i < w.size(); ++i) {
+      args[i] = check_matmul(x, w[i], out[i]);
+      if (auto* mapped = dynamic_cast<cpu::PackedWeightBuffer*>(w[i].buffer)) {
+        packed[i] = mapped->packed(w[i], ctx_.features);
+      }
+    }
+    cpu::matmul_shared_input(ctx_, std::span(args.data(), w.size()),
+                             std::span(packed.data(), w.size()));
   }
   void rope(const TensorView& x, std::span<const int32_t> positions, const RopeParams& p) override {
     cpu::rope(ctx_, check_rope(x, positions, p), positions, p);

@@ -27,6 +27,11 @@ struct CpuContext {
 // `packed`: the packed form of the first rows of a.w (or nullptr); its kernel takes the
 // activation format of the kernel table's entry for a.w.dtype.
 void matmul(CpuContext& ctx, const MatMulArgs& a, const PackedMatrix* packed = nullptr);
+// Several matmuls of one input (args[i].x all the same view), packed[i] as above: the input is
+// converted once and, when decoding, the rows of all of them share one pass over the pool. The
+// same bits as separate matmul calls. At most 8.
+void matmul_shared_input(CpuContext& ctx, std::span<const MatMulArgs> args,
+                         std::span<const PackedMatrix* const> packed);
 void attention(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p);
 // The AVX-512 path of attention (F16 K and V); false when this call is not one it handles.
 bool attention_avx512(CpuContext& ctx, const AttentionArgs& a, const AttentionParams& p);
