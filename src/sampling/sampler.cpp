@@ -67,6 +67,20 @@ int32_t Sampler::sample(std::span<const float> logits) {
     fail(ErrorKind::kInvalidArgument, "sampler: vocabulary of {} entries is too large",
          logits.size());
   }
+  if (params_.temperature <= 0.0f && (params_.repeat_penalty == 1.0f || recent_.empty())) {
+    // Greedy without penalties: the argmax straight from the logits (NaN never wins, the lowest
+    // id takes a tie), without building the candidate list: a server samples every sequence
+    // between two batched forwards, so this is on the critical path.
+    size_t best = 0;
+    float best_logit = std::isnan(logits[0]) ? kNegInf : logits[0];
+    for (size_t i = 1; i < logits.size(); ++i) {
+      if (logits[i] > best_logit) {
+        best_logit = logits[i];
+        best = i;
+      }
+    }
+    return static_cast<int32_t>(best);
+  }
   candidates_.resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) {
     candidates_[i] = {static_cast<int32_t>(i), std::isnan(logits[i]) ? kNegInf : logits[i]};

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -88,6 +89,28 @@ TEST(Sampler, NanLogitsNeverWin) {
   Sampler random(plain(3));
   const auto counts = histogram(random, {NAN, 0.0f, NAN, 0.0f}, 200);
   EXPECT_EQ(counts[0] + counts[2], 0);
+}
+
+TEST(Sampler, GreedyMatchesAFirstMaximumScanOnRandomLogits) {
+  SamplingParams p = plain();
+  p.temperature = 0.0f;
+  Sampler greedy(p);
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> level(-4, 4);  // few values: many ties
+  for (int trial = 0; trial < 500; ++trial) {
+    std::vector<float> logits(1 + trial % 97);
+    for (float& v : logits) v = level(rng) == 4 ? NAN : static_cast<float>(level(rng));
+    int32_t want = 0;
+    float best = -INFINITY;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (!std::isnan(logits[i]) && logits[i] > best) {
+        best = logits[i];
+        want = static_cast<int32_t>(i);
+      }
+    }
+    ASSERT_EQ(greedy.sample(logits), want) << "trial " << trial;
+  }
+  EXPECT_EQ(greedy.sample(std::vector<float>{NAN, -INFINITY, NAN}), 0);  // nothing to prefer
 }
 
 TEST(Sampler, SameSeedSameSequence) {
