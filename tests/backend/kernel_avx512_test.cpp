@@ -196,5 +196,24 @@ TEST_F(Avx512Kernels, ActivationConvertersMatchScalarBytesAndBlockFormats) {
   }
 }
 
+TEST_F(Avx512Kernels, Q8KConverterMatchesTheScalarBytes) {
+  const cpu::ActFormat& simd = table_[cpu::kernel_slot(DType::kQ4_K)].act;
+  ASSERT_STREQ(simd.name, "q8_K");
+  ASSERT_EQ(table_[cpu::kernel_slot(DType::kQ6_K)].act.convert, simd.convert);
+  for (int64_t k : {256, 768, 4864}) {
+    std::vector<float> x = random_floats(rng_, static_cast<size_t>(k));
+    // Block 0: +127 and -127 (the first one sets the scale's sign: -1), codes on exact .5 ties.
+    for (int j = 0; j < 64; ++j) x[j] = static_cast<float>(j % 32) - 15.5f;
+    x[3] = 127.0f;
+    x[9] = -127.0f;
+    if (k >= 512) std::fill(x.begin() + 256, x.begin() + 512, 0.0f);  // an all-zero block
+    if (k >= 768) x[700] = -3.0f;  // a lone extreme of either sign
+    std::vector<uint8_t> a(simd.row_bytes(k)), b(cpu::kActQ8_K.row_bytes(k));
+    simd.convert(x.data(), a.data(), k);
+    cpu::kActQ8_K.convert(x.data(), b.data(), k);
+    EXPECT_EQ(a, b) << "k=" << k;
+  }
+}
+
 }  // namespace
 }  // namespace luzao

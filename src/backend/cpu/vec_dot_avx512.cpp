@@ -494,6 +494,11 @@ LUZAO_AVX512_INLINE __m512i round_away(__m512 t) {
   return _mm512_cvttps_epi32(_mm512_mask_add_ps(tr, up, tr, one));
 }
 
+// fp16_to_fp32(fp32_to_fp16(v)) in two F16C instructions (both round to nearest even).
+LUZAO_AVX512_INLINE float round_to_half(float v) {
+  return _cvtsh_ss(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
 template <bool kWithS>
 LUZAO_AVX512 void convert_q8_x(const float* x, void* dst, int64_t k) {
   const int64_t nb = k / 32;
@@ -511,12 +516,49 @@ LUZAO_AVX512 void convert_q8_x(const float* x, void* dst, int64_t k) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + 32 * b), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
     const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-    d[b] = fp16_to_fp32(fp32_to_fp16(dv));
+    d[b] = round_to_half(dv);
     if constexpr (kWithS) {
-      extra[b] = fp16_to_fp32(fp32_to_fp16(dv * static_cast<float>(sum))) * 0.125f;
+      extra[b] = round_to_half(dv * static_cast<float>(sum)) * 0.125f;
     } else {
       reinterpret_cast<int32_t*>(extra)[b] = sum;
     }
+  }
+}
+
+// quantize_row_q8_K vectorised with its exact arithmetic: the scale comes from the first element
+// of largest magnitude (its sign included), codes round to nearest even, and each 16-lane vector
+// of codes is one group of bsums.
+LUZAO_AVX512 void convert_q8_K(const float* x, void* dst, int64_t k) {
+  auto* y = static_cast<BlockQ8_K*>(dst);
+  for (int64_t i = 0; i < k / kQK_K; ++i, x += kQK_K) {
+    __m512 vmax = _mm512_setzero_ps();
+    for (int c = 0; c < kQK_K / 16; ++c) {  // a NaN lane keeps the running maximum
+      vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * c)), vmax);
+    }
+    const float amax = _mm512_reduce_max_ps(vmax);
+    if (amax == 0.0f) {
+      std::memset(&y[i], 0, sizeof(BlockQ8_K));
+      continue;
+    }
+    float max = 0.0f;
+    for (int c = 0; c < kQK_K / 16; ++c) {
+      const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * c)),
+                                               _mm512_set1_ps(amax), _CMP_EQ_OQ);
+      if (hit != 0) {
+        max = x[16 * c + __builtin_ctz(hit)];
+        break;
+      }
+    }
+    const float iscale = -127.0f / max;
+    const __m512 vs = _mm512_set1_ps(iscale);
+    for (int c = 0; c < kQK_K / 16; ++c) {
+      __m512i q = _mm512_cvt_roundps_epi32(_mm512_mul_ps(vs, _mm512_loadu_ps(x + 16 * c)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16 * c), _mm512_cvtepi32_epi8(q));
+      y[i].bsums[c] = static_cast<int16_t>(_mm512_reduce_add_epi32(q));
+    }
+    y[i].d = 1.0f / iscale;
   }
 }
 
@@ -533,6 +575,7 @@ LUZAO_AVX512 void convert_f16_x(const float* x, void* dst, int64_t k) {
 const ActFormat kQ8_0X{"q8_0x", 32, 40, convert_q8_x<false>};
 const ActFormat kQ8_1X{"q8_1x", 32, 40, convert_q8_x<true>};
 const ActFormat kF16X{"f16x", 1, 4, convert_f16_x};
+const ActFormat kQ8_KV{"q8_K", kQK_K, sizeof(BlockQ8_K), convert_q8_K};
 
 }  // namespace
 
@@ -542,8 +585,8 @@ void add_avx512_kernels(KernelTable& table) {
   table[kernel_slot(DType::kQ4_1)] = entry<Tile32<MinFormat<BlockQ4_1>>::Of>(kQ8_1X);
   table[kernel_slot(DType::kQ5_1)] = entry<Tile32<MinFormat<BlockQ5_1>>::Of>(kQ8_1X);
   table[kernel_slot(DType::kQ8_0)] = entry<Tile32<Q8Format>::Of>(kQ8_0X);
-  table[kernel_slot(DType::kQ4_K)] = entry<TileQ4K>(kActQ8_K);
-  table[kernel_slot(DType::kQ6_K)] = entry<TileQ6K>(kActQ8_K);
+  table[kernel_slot(DType::kQ4_K)] = entry<TileQ4K>(kQ8_KV);
+  table[kernel_slot(DType::kQ6_K)] = entry<TileQ6K>(kQ8_KV);
   table[kernel_slot(DType::kF16)] = entry<TileF16>(kF16X);
 }
 
