@@ -3,7 +3,9 @@
 concurrent streaming greedy requests through the official `openai` client, and the faulty device
 withdrawn mid-generation: drained by an administrator, failing by itself, hanging (the watchdog).
 Every request completes with exactly the text of an undisturbed run, /metrics counts the
-migrations, /v1/pool shows the device withdrawn. Also: the admin endpoints' errors, and the
+migrations, /v1/pool shows the device withdrawn. Where PoCL is installed, the pool of all three
+kinds (cpu, opencl:0, the plugin) loses its OpenCL vendor to an embargo mid-generation, with the
+same result. Also: the admin endpoints' errors, and the
 cancellation of a non-streaming request whose client disconnects.
 
 The model is the tiny F32 llama: on it the cpu backend and the example plugin (the faulty
@@ -15,7 +17,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import statistics
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -109,14 +113,14 @@ class Drill:
             self.durations.append(time.monotonic() - t0)
         return text, finish
 
-    def run(self, disturb=None) -> list[tuple[str, str]]:
+    def run(self, disturb=None, target: str = "faulty0") -> list[tuple[str, str]]:
         with ThreadPoolExecutor(N_REQUESTS) as pool:
             futures = [pool.submit(self.one, p, True) for p in PROMPTS]
             if disturb is not None:
                 assert self.started.wait(120), "the requests did not start"
-                faulty = next(d for d in pool_state(self.server)["devices"] if d["id"] == "faulty0")
-                assert faulty["requests_running"] + faulty["requests_queued"] > 0, (
-                    f"the router left the faulty device idle: {faulty}")
+                device = next(d for d in pool_state(self.server)["devices"] if d["id"] == target)
+                assert device["requests_running"] + device["requests_queued"] > 0, (
+                    f"the router left {target} idle: {device}")
                 disturb()
             return [f.result() for f in futures]
 
@@ -205,6 +209,46 @@ def test_hung_device_is_failed_by_the_watchdog(luzao_bin, model, tmp_path, undis
         assert "no progress" in reason
     finally:
         set_control(control, "ok")  # the device comes back, so the server can stop cleanly
+        server.stop()
+
+
+def test_opencl_vendor_embargoed_mid_generation(luzao_bin, model, tmp_path, undisturbed):
+    """The CI pool with all three kinds of device: cpu, OpenCL (PoCL) and the plugin. The OpenCL
+    vendor is embargoed while requests run on it; they finish on the others with the same text
+    (on the tiny model opencl:0 gives the cpu's greedy tokens: tests/e2e/test_devices.py)."""
+    listing = subprocess.run([str(luzao_bin), "devices", "--no-check"], capture_output=True,
+                             timeout=120)
+    if re.search(r"^opencl:0 ", listing.stdout.decode(), re.M) is None:
+        pytest.skip("no OpenCL device (PoCL) on this machine")
+    pool_file = tmp_path / "pool.json"
+    pool_file.write_text(json.dumps({"devices": [
+        {"id": "cpu0", "device": "cpu", "price_per_hour": 0.50, "labels": {"vendor": "hostco"}},
+        {"id": "ocl0", "device": "opencl:0", "price_per_hour": 0.30,
+         "labels": {"vendor": "pocl"}},
+        {"id": "faulty0", "device": "faulty:0", "price_per_hour": 0.20,
+         "labels": {"vendor": "faultco"}}]}))
+    server, _ = start(luzao_bin, model, tmp_path, "--pool", str(pool_file))
+    try:
+        assert [d["state"] for d in pool_state(server)["devices"]] == ["serving"] * 3
+
+        def embargo():
+            status, _, body = server.post_json("/admin/embargo", {"vendor": "pocl"})
+            assert status == 200 and json.loads(body)["withdrawn"] == ["ocl0"], body
+
+        got = Drill(server).run(embargo, target="ocl0")
+        assert len(got) == N_REQUESTS
+        for i, ((text, finish), (ref_text, ref_finish)) in enumerate(zip(got, undisturbed)):
+            assert text == ref_text, f"request {i}: {text!r} != undisturbed {ref_text!r}"
+            assert finish == ref_finish, f"request {i}: finish {finish} != {ref_finish}"
+        pool = pool_state(server)
+        ocl = next(d for d in pool["devices"] if d["id"] == "ocl0")
+        assert ocl["state"] == "embargoed" and ocl["requests_moved_out"] > 0, ocl
+        assert pool["lost_requests"] == 0
+        m = server.metrics()
+        assert m["luzao_migrations_total"] >= ocl["requests_moved_out"]
+        assert m["luzao_migrations_failed_total"] == 0
+        print(f"opencl embargo: {ocl['requests_moved_out']} requests moved off ocl0")
+    finally:
         server.stop()
 
 
