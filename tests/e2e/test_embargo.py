@@ -214,12 +214,23 @@ def test_hung_device_is_failed_by_the_watchdog(luzao_bin, model, tmp_path, undis
 
 def test_opencl_vendor_embargoed_mid_generation(luzao_bin, model, tmp_path, undisturbed):
     """The CI pool with all three kinds of device: cpu, OpenCL (PoCL) and the plugin. The OpenCL
-    vendor is embargoed while requests run on it; they finish on the others with the same text
-    (on the tiny model opencl:0 gives the cpu's greedy tokens: tests/e2e/test_devices.py)."""
+    vendor is embargoed while requests run on it; they finish on the others with the same text.
+    The plugin computes as the reference backend does, and on a few of these prompts that picks
+    another token at a near-tie late in the answer than the cpu does (so would the undisturbed
+    run on it); the check covers the prompts on which every device alone agrees."""
     listing = subprocess.run([str(luzao_bin), "devices", "--no-check"], capture_output=True,
                              timeout=120)
     if re.search(r"^opencl:0 ", listing.stdout.decode(), re.M) is None:
         pytest.skip("no OpenCL device (PoCL) on this machine")
+    agree = set(range(N_REQUESTS))
+    for device in ("opencl:0", "faulty:0"):
+        alone, _ = start(luzao_bin, model, tmp_path, "--device", device)
+        try:
+            out = Drill(alone).run()
+        finally:
+            alone.stop()
+        agree -= {i for i in range(N_REQUESTS) if out[i] != undisturbed[i]}
+    assert len(agree) >= N_REQUESTS * 3 // 4, f"the devices agree on too few prompts: {agree}"
     pool_file = tmp_path / "pool.json"
     pool_file.write_text(json.dumps({"devices": [
         {"id": "cpu0", "device": "cpu", "price_per_hour": 0.50, "labels": {"vendor": "hostco"}},
@@ -235,9 +246,11 @@ def test_opencl_vendor_embargoed_mid_generation(luzao_bin, model, tmp_path, undi
             status, _, body = server.post_json("/admin/embargo", {"vendor": "pocl"})
             assert status == 200 and json.loads(body)["withdrawn"] == ["ocl0"], body
 
-        got = Drill(server).run(embargo, target="ocl0")
+        got = Drill(server, threshold=1).run(embargo, target="ocl0")  # early: ocl0 is quick
         assert len(got) == N_REQUESTS
         for i, ((text, finish), (ref_text, ref_finish)) in enumerate(zip(got, undisturbed)):
+            if i not in agree:
+                continue
             assert text == ref_text, f"request {i}: {text!r} != undisturbed {ref_text!r}"
             assert finish == ref_finish, f"request {i}: finish {finish} != {ref_finish}"
         pool = pool_state(server)
