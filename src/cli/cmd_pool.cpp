@@ -22,6 +22,7 @@ struct PoolArgs {
   std::string file;
   double rps = 0, prompt_tokens = 0, output_tokens = 0;  // 0: the pool file's workload
   bool exhaustive = false;
+  bool survive_vendor_loss = false;  // also set by the pool file's policy
   bool json = false;
   std::string url;
   double timeout_s = 10;
@@ -40,7 +41,12 @@ int run_plan(const PoolArgs& a) {
   if (a.rps > 0) w.rps = a.rps;
   if (a.prompt_tokens > 0) w.prompt_tokens = a.prompt_tokens;
   if (a.output_tokens > 0) w.output_tokens = a.output_tokens;
-  const pool::PlacementProblem problem = pool::make_problem(spec, probe, w);
+  pool::PlacementProblem problem = pool::make_problem(spec, probe, w);
+  if (a.survive_vendor_loss) problem.options.survive_vendor_loss = true;
+  const bool survive = problem.options.survive_vendor_loss;
+  std::string exclude;
+  for (const std::string& v : spec.policy.exclude_vendors)
+    exclude += (exclude.empty() ? "" : ", ") + v;
   const pool::Placement p = a.exhaustive ? pool::place_exhaustive(problem) : pool::place(problem);
   if (a.json) {
     nlohmann::json replicas = nlohmann::json::array();
@@ -60,14 +66,19 @@ int run_plan(const PoolArgs& a) {
            {"ttft_ms", std::isfinite(r.ttft_ms) ? nlohmann::json(r.ttft_ms) : nlohmann::json()},
            {"tpot_ms", std::isfinite(r.tpot_ms) ? nlohmann::json(r.tpot_ms) : nlohmann::json()}});
     }
-    const nlohmann::json j = {{"feasible", p.feasible},
-                              {"reason", p.reason},
-                              {"offered_rps", p.offered_rps},
-                              {"capacity_rps", p.capacity_rps},
-                              {"cost_per_hour", p.cost_per_hour},
-                              {"cost_per_million_tokens", p.cost_per_million_tokens},
-                              {"probe_file", probed ? probe_file.string() : ""},
-                              {"replicas", replicas}};
+    const nlohmann::json j = {
+        {"feasible", p.feasible},
+        {"reason", p.reason},
+        {"offered_rps", p.offered_rps},
+        {"capacity_rps", p.capacity_rps},
+        {"cost_per_hour", p.cost_per_hour},
+        {"cost_per_million_tokens", p.cost_per_million_tokens},
+        {"probe_file", probed ? probe_file.string() : ""},
+        {"policy",
+         {{"survive_vendor_loss", survive},
+          {"exclude_vendors", spec.policy.exclude_vendors},
+          {"slo", {{"ttft_ms", spec.policy.slo.ttft_ms}, {"tpot_ms", spec.policy.slo.tpot_ms}}}}},
+        {"replicas", replicas}};
     fmt::print("{}\n", j.dump(2));
     return p.feasible ? 0 : 1;
   }
@@ -75,6 +86,9 @@ int run_plan(const PoolArgs& a) {
       "load: {:.2f} requests/s, {:.0f} prompt + {:.0f} output tokens; SLO: TTFT {} ms, TPOT {} "
       "ms\n",
       w.rps, w.prompt_tokens, w.output_tokens, spec.policy.slo.ttft_ms, spec.policy.slo.tpot_ms);
+  fmt::print("policy: survive_vendor_loss {}{}; excluded vendors: {}\n", survive ? "on" : "off",
+             survive ? " (capacity for the load left after losing any one vendor)" : "",
+             exclude.empty() ? "none" : exclude);
   fmt::print("speeds: {}\n",
              probed ? probe_file.string() : "not probed (defaults; run luzao devices --probe)");
   fmt::print("{:<24} {:<10} {:>8} {:>10} {:>10} {:>8} {:>8} {:>6} {:>8} {:>8}\n", "REPLICA",
@@ -90,6 +104,11 @@ int run_plan(const PoolArgs& a) {
       "cost: {:.3f}/h, {:.4f} per million generated tokens; capacity {:.3f} requests/s; {}\n",
       p.cost_per_hour, p.cost_per_million_tokens, p.capacity_rps,
       p.feasible ? "meets the SLO" : "INFEASIBLE: " + p.reason);
+  if (survive && !p.replicas.empty()) {
+    const pool::VendorLoss loss = pool::worst_vendor_loss(p.replicas);
+    fmt::print("worst vendor loss: {} leaves {} replicas, {:.3f} requests/s within the SLO\n",
+               loss.vendor, loss.surviving_replicas, loss.surviving_rps);
+  }
   std::fflush(stdout);
   return p.feasible ? 0 : 1;
 }
@@ -162,6 +181,9 @@ CommandMain setup_pool(CLI::App& cmd) {
       ->check(CLI::PositiveNumber);
   plan->add_flag("--exhaustive", a->exhaustive,
                  "Exhaustive search (at most 16 devices) instead of the heuristic");
+  plan->add_flag("--survive-vendor-loss", a->survive_vendor_loss,
+                 "Keep spare capacity so that losing any one vendor leaves enough (as the pool "
+                 "policy survive_vendor_loss: true)");
   plan->add_flag("--json", a->json, "Print JSON");
   CLI::App* status = cmd.add_subcommand("status", "Print GET /v1/pool of a luzao serve or router");
   status->add_option("--url", a->url, "http://HOST:PORT of the server or router")->required();

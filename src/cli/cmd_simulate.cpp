@@ -33,7 +33,8 @@ struct SimulateArgs {
   double spinup = 10;
   double ttft_ms = 2000;
   double tpot_ms = 100;
-  int parallel = 0;  // 0: the vendor class's
+  int parallel = 0;                  // 0: the vendor class's
+  bool survive_vendor_loss = false;  // also set by a pool file's policy
   uint64_t seed = 1;
   bool json = false;
 };
@@ -141,6 +142,7 @@ int run_simulate(const SimulateArgs& a) {
     c.requests = pool::poisson_trace(rps, a.duration, a.prompt_tokens, a.output_tokens,
                                      a.prefix_groups, a.seed);
   }
+  if (a.survive_vendor_loss) c.options.survive_vendor_loss = true;
   if (!a.withdraw_vendor.empty()) {
     bool known = false;
     for (const pool::PlacementDevice& d : c.devices) known = known || d.vendor == a.withdraw_vendor;
@@ -160,6 +162,7 @@ int run_simulate(const SimulateArgs& a) {
                         {"pool_cost_per_hour", pool_price},
                         {"requests", c.requests.size()},
                         {"slo", {{"ttft_ms", c.slo.ttft_ms}, {"tpot_ms", c.slo.tpot_ms}}},
+                        {"survive_vendor_loss", c.options.survive_vendor_loss},
                         {"initial", placement_json(r.initial)},
                         {"all", window_json(r.all)},
                         {"before", window_json(r.before)},
@@ -180,6 +183,10 @@ int run_simulate(const SimulateArgs& a) {
       c.devices.size(), pool_price, c.requests.size(),
       a.trace.empty() ? fmt::format("Poisson {:.1f}/s for {} s", rps, a.duration) : a.trace,
       c.slo.ttft_ms, c.slo.tpot_ms);
+  if (c.options.survive_vendor_loss) {
+    fmt::print(
+        "policy: survive_vendor_loss (placed so that any one vendor's loss leaves enough)\n");
+  }
   fmt::print("placement: {} replicas ({}), {:.2f}/h, planned {:.4f} per million tokens{}\n",
              r.initial.replicas.size(), vendor_list(r.initial), r.initial.cost_per_hour,
              r.initial.cost_per_million_tokens,
@@ -261,6 +268,9 @@ CommandMain setup_simulate(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--parallel", a->parallel, "Sequences per replica (default: per vendor class)")
       ->check(CLI::Range(0, 4096));
+  cmd.add_flag("--survive-vendor-loss", a->survive_vendor_loss,
+               "Place (and re-plan) with spare capacity: any one vendor's loss leaves enough for "
+               "the load (as the pool policy survive_vendor_loss: true)");
   cmd.add_option("--seed", a->seed, "Random seed (devices and arrivals)")->capture_default_str();
   cmd.add_flag("--json", a->json, "Print the report as JSON");
   return [a] { return run_simulate(*a); };

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <optional>
 #include <set>
@@ -33,7 +34,18 @@ bool hosts_alone(const PlacementDevice& d, const PlacementProblem& p) {
 struct Candidate {
   std::vector<size_t> devices;
   PlannedReplica replica;
+  std::vector<int> vendors;  // indices of replica.vendors, numbered over all candidates
 };
+
+// Numbers the candidates' vendors 0..V-1 (for survive_vendor_loss).
+void index_vendors(std::vector<Candidate>& cands) {
+  std::map<std::string, int> index;
+  for (Candidate& c : cands) {
+    for (const std::string& v : c.replica.vendors) {
+      c.vendors.push_back(index.emplace(v, static_cast<int>(index.size())).first->second);
+    }
+  }
+}
 
 std::vector<Candidate> make_candidates(const PlacementProblem& p, bool all_pairs) {
   std::vector<size_t> idx;
@@ -45,7 +57,10 @@ std::vector<Candidate> make_candidates(const PlacementProblem& p, bool all_pairs
     Candidate c{{i}, estimate_replica({&p.devices[i]}, p)};
     if (c.replica.max_rps > 0) out.push_back(std::move(c));
   }
-  if (!p.options.allow_splits) return out;
+  if (!p.options.allow_splits) {
+    index_vendors(out);
+    return out;
+  }
   for (size_t a = 0; a < idx.size(); ++a) {
     // Pairs where both devices could host alone are dominated by the two singles (same price,
     // no less capacity): the heuristic skips them, the exhaustive search (all_pairs) does not.
@@ -67,6 +82,7 @@ std::vector<Candidate> make_candidates(const PlacementProblem& p, bool all_pairs
     }
     for (auto& c : pairs) out.push_back(std::move(c));
   }
+  index_vendors(out);
   return out;
 }
 
@@ -74,16 +90,26 @@ int required_replicas(const PlacementProblem& p) {
   return std::max(1, p.options.min_replicas);
 }
 
-// A set of chosen candidates with incremental totals and per-device use counts.
+// A set of chosen candidates with incremental totals, per-device use counts and, per vendor, the
+// capacity and number of the chosen replicas that would be lost with it.
 struct Selection {
   const std::vector<Candidate>* cands;
   std::vector<char> chosen;
   std::vector<int> used;  // per problem device
   double cap = 0, price = 0;
   int count = 0;
+  std::vector<double> vlost;  // per vendor index: capacity of chosen replicas with its devices
+  std::vector<int> vcount;    // per vendor index: how many chosen replicas have its devices
 
   Selection(const std::vector<Candidate>& c, size_t n_devices)
-      : cands(&c), chosen(c.size(), 0), used(n_devices, 0) {}
+      : cands(&c), chosen(c.size(), 0), used(n_devices, 0) {
+    int nv = 0;
+    for (const Candidate& x : c) {
+      for (int v : x.vendors) nv = std::max(nv, v + 1);
+    }
+    vlost.assign(static_cast<size_t>(nv), 0.0);
+    vcount.assign(static_cast<size_t>(nv), 0);
+  }
   bool free(size_t i, size_t except = SIZE_MAX, size_t except2 = SIZE_MAX) const {
     for (size_t d : (*cands)[i].devices) {
       int u = used[d];
@@ -103,6 +129,49 @@ struct Selection {
     cap += s * (*cands)[i].replica.max_rps;
     price += s * (*cands)[i].replica.price_per_hour;
     count += s;
+    for (int v : (*cands)[i].vendors) {
+      vlost[static_cast<size_t>(v)] += s * (*cands)[i].replica.max_rps;
+      vcount[static_cast<size_t>(v)] += s;
+    }
+  }
+  // survive_vendor_loss after dropping `out` and adding `in` (true when the policy is off): for
+  // every vendor, the chosen replicas without its devices carry the load (at least one of them).
+  // A vendor with no chosen replica asks for the total capacity, which covers() checks anyway.
+  bool survives(const PlacementProblem& p, std::initializer_list<size_t> out = {},
+                std::initializer_list<size_t> in = {}) const {
+    if (!p.options.survive_vendor_loss) return true;
+    const auto& c = *cands;
+    double cap2 = cap;
+    int count2 = count;
+    for (size_t i : out) cap2 -= c[i].replica.max_rps, --count2;
+    for (size_t i : in) cap2 += c[i].replica.max_rps, ++count2;
+    for (size_t v = 0; v < vlost.size(); ++v) {
+      double lost = vlost[v];
+      int n = vcount[v];
+      for (size_t i : out) {
+        for (int x : c[i].vendors) {
+          if (static_cast<size_t>(x) == v) lost -= c[i].replica.max_rps, --n;
+        }
+      }
+      for (size_t i : in) {
+        for (int x : c[i].vendors) {
+          if (static_cast<size_t>(x) == v) lost += c[i].replica.max_rps, ++n;
+        }
+      }
+      if (n > 0 && (cap2 - lost + kEps < p.workload.rps || count2 - n < 1)) return false;
+    }
+    return true;
+  }
+  // How far from surviving the loss of any vendor: summed over every vendor, the load and the
+  // replica the others lack. Adding a replica never raises it, and lowers it exactly when it helps
+  // some other vendor's loss; zero means survives() (given at least one vendor).
+  double vendor_deficit(const PlacementProblem& p) const {
+    double d = 0;
+    for (size_t v = 0; v < vlost.size(); ++v) {
+      d += std::max(0.0, p.workload.rps - (cap - vlost[v]));
+      d += std::max(0, 1 - (count - vcount[v]));
+    }
+    return d;
   }
 };
 
@@ -124,7 +193,7 @@ void improve(Selection& s, const PlacementProblem& p, size_t& evaluated) {
     });
     for (size_t a : in) {
       ++evaluated;
-      if (covers(s.cap - c[a].replica.max_rps, s.count - 1, p)) {
+      if (covers(s.cap - c[a].replica.max_rps, s.count - 1, p) && s.survives(p, {a})) {
         s.set(a, false);
         moved = true;
         break;
@@ -140,7 +209,7 @@ void improve(Selection& s, const PlacementProblem& p, size_t& evaluated) {
         const double gain = c[a].replica.price_per_hour - c[b].replica.price_per_hour;
         if (gain <= best_gain) continue;
         if (!covers(s.cap - c[a].replica.max_rps + c[b].replica.max_rps, s.count, p)) continue;
-        if (!s.free(b, a)) continue;
+        if (!s.free(b, a) || !s.survives(p, {a}, {b})) continue;
         best_gain = gain, best_a = a, best_b = b;
       }
     }
@@ -163,7 +232,7 @@ void improve(Selection& s, const PlacementProblem& p, size_t& evaluated) {
             const double gain = pa - c[b].replica.price_per_hour;
             if (gain <= best_gain) continue;
             if (!covers(s.cap - ca + c[b].replica.max_rps, s.count - 1, p)) continue;
-            if (!s.free(b, a1, a2)) continue;
+            if (!s.free(b, a1, a2) || !s.survives(p, {a1, a2}, {b})) continue;
             best_gain = gain, b1 = a1, b2 = a2, bo = b;
           }
         }
@@ -197,7 +266,7 @@ void improve(Selection& s, const PlacementProblem& p, size_t& evaluated) {
             for (size_t d1 : c[o1].devices) {
               for (size_t d2 : c[o2].devices) overlap = overlap || d1 == d2;
             }
-            if (overlap) continue;
+            if (overlap || !s.survives(p, {a}, {o1, o2})) continue;
             best_gain = gain, ba = a, bx = o1, by = o2;
           }
         }
@@ -214,10 +283,32 @@ void improve(Selection& s, const PlacementProblem& p, size_t& evaluated) {
 }
 
 // Adds candidates in `order` (skipping ones whose devices are taken) until the load is covered.
+// With survive_vendor_loss, only candidates that lower the vendor deficit (or are needed for the
+// replica count) are kept, in passes over `order` until it survives or a pass adds nothing: more
+// of the vendor whose loss is uncovered never helps, the other vendors' capacity does.
 void fill_greedy(Selection& s, const std::vector<size_t>& order, const PlacementProblem& p) {
-  for (size_t i : order) {
-    if (covers(s.cap, s.count, p)) break;
-    if (!s.chosen[i] && s.free(i)) s.set(i, true);
+  if (!p.options.survive_vendor_loss) {
+    for (size_t i : order) {
+      if (covers(s.cap, s.count, p)) break;
+      if (!s.chosen[i] && s.free(i)) s.set(i, true);
+    }
+    return;
+  }
+  const auto done = [&] { return covers(s.cap, s.count, p) && s.survives(p); };
+  for (bool added = true; added && !done();) {
+    added = false;
+    for (size_t i : order) {
+      if (done()) break;
+      if (s.chosen[i] || !s.free(i)) continue;
+      const double before = s.vendor_deficit(p);
+      s.set(i, true);
+      if (s.vendor_deficit(p) < before - kEps || s.count <= required_replicas(p) ||
+          s.cap < p.workload.rps + kEps) {
+        added = true;
+      } else {
+        s.set(i, false);
+      }
+    }
   }
 }
 
@@ -253,6 +344,13 @@ Placement infeasible(const std::vector<Candidate>& cands, const PlacementProblem
   return out;
 }
 
+// survive_vendor_loss over a list of replicas (finish_placement and the exhaustive search).
+bool survives_all(const std::vector<PlannedReplica>& replicas, const PlacementProblem& p) {
+  const VendorLoss loss = worst_vendor_loss(replicas);
+  return loss.vendor.empty() ||
+         (loss.surviving_replicas >= 1 && loss.surviving_rps + kEps >= p.workload.rps);
+}
+
 double combine(const std::vector<double>& ratio, const std::vector<double>& speeds) {
   double t = 0;
   for (size_t i = 0; i < ratio.size(); ++i) t += ratio[i] / speeds[i];
@@ -260,6 +358,32 @@ double combine(const std::vector<double>& ratio, const std::vector<double>& spee
 }
 
 }  // namespace
+
+VendorLoss worst_vendor_loss(const std::vector<PlannedReplica>& replicas) {
+  const auto vendors_of = [](const PlannedReplica& r) {
+    return r.vendors.empty() ? std::vector<std::string>{r.vendor} : r.vendors;
+  };
+  std::set<std::string> all;
+  for (const PlannedReplica& r : replicas) {
+    for (const std::string& v : vendors_of(r)) all.insert(v);
+  }
+  std::optional<VendorLoss> worst;
+  for (const std::string& v : all) {
+    VendorLoss l{v, 0, 0};
+    for (const PlannedReplica& r : replicas) {
+      const auto vs = vendors_of(r);
+      if (std::find(vs.begin(), vs.end(), v) != vs.end()) continue;
+      l.surviving_rps += r.max_rps;
+      ++l.surviving_replicas;
+    }
+    if (!worst || l.surviving_rps < worst->surviving_rps - kEps ||
+        (l.surviving_rps < worst->surviving_rps + kEps &&
+         l.surviving_replicas < worst->surviving_replicas)) {
+      worst = l;
+    }
+  }
+  return worst.value_or(VendorLoss{});
+}
 
 std::string PlannedReplica::id() const {
   std::string s;
@@ -276,6 +400,8 @@ PlannedReplica estimate_replica(const std::vector<const PlacementDevice*>& devic
   double mem = 0;
   bool mem_known = true;
   for (const PlacementDevice* d : devices) {
+    if (std::find(r.vendors.begin(), r.vendors.end(), d->vendor) == r.vendors.end())
+      r.vendors.push_back(d->vendor);
     r.device_ids.push_back(d->id);
     r.price_per_hour += d->price_per_hour;
     pre.push_back(d->prefill_tps > 0 ? d->prefill_tps : kDefaultPrefillTps);
@@ -284,6 +410,7 @@ PlannedReplica estimate_replica(const std::vector<const PlacementDevice*>& devic
     mem += d->memory_gb;
     mem_known = mem_known && d->memory_gb > 0;
   }
+  std::sort(r.vendors.begin(), r.vendors.end());
   // Layers split in proportion to memory when every device states it, else evenly.
   for (const PlacementDevice* d : devices) {
     r.ratio.push_back(mem_known ? d->memory_gb / mem : 1.0 / static_cast<double>(devices.size()));
@@ -313,6 +440,7 @@ PlacementProblem make_problem(const PoolSpec& spec, const ProbeResults& probe,
   p.workload = workload;
   p.slo = spec.policy.slo;
   p.options.min_replicas = std::max(1, spec.replicas);
+  p.options.survive_vendor_loss = spec.policy.survive_vendor_loss;
   p.excluded_vendors.insert(spec.policy.exclude_vendors.begin(), spec.policy.exclude_vendors.end());
   for (const PoolDevice& d : spec.devices) {
     PlacementDevice pd;
@@ -367,13 +495,28 @@ Placement finish_placement(std::vector<PlannedReplica> replicas, const Placement
                     out.capacity_rps, w.rps);
   } else if (!slo_ok) {
     out.reason = "a replica misses the SLO";
+  } else if (problem.options.survive_vendor_loss && !survives_all(replicas, problem)) {
+    const VendorLoss loss = worst_vendor_loss(replicas);
+    out.reason =
+        loss.surviving_replicas == 0
+            ? fmt::format(
+                  "survive_vendor_loss: the loss of vendor '{}' is not covered: no replica "
+                  "of another vendor (every replica has a '{}' device)",
+                  loss.vendor, loss.vendor)
+            : fmt::format(
+                  "survive_vendor_loss: the loss of vendor '{}' is not covered: the other "
+                  "vendors' {} replicas carry {:.3g} requests/s within the SLO, below the "
+                  "offered {:.3g}",
+                  loss.vendor, loss.surviving_replicas, loss.surviving_rps, w.rps);
   }
   out.feasible = out.reason.empty();
   out.replicas = std::move(replicas);
   return out;
 }
 
-Placement place(const PlacementProblem& problem) {
+namespace {
+
+Placement place_impl(const PlacementProblem& problem) {
   const std::vector<Candidate> cands = make_candidates(problem, false);
   size_t evaluated = 0;
   std::vector<size_t> base(cands.size());
@@ -394,7 +537,7 @@ Placement place(const PlacementProblem& problem) {
     std::stable_sort(order.begin(), order.end(), less);
     Selection s(cands, problem.devices.size());
     fill_greedy(s, order, problem);
-    if (!covers(s.cap, s.count, problem)) continue;
+    if (!covers(s.cap, s.count, problem) || !s.survives(problem)) continue;
     improve(s, problem, evaluated);
     if (!best || s.price < best->price - kEps ||
         (s.price < best->price + kEps && s.cap > best->cap)) {
@@ -406,6 +549,8 @@ Placement place(const PlacementProblem& problem) {
   out.evaluated = evaluated;
   return out;
 }
+
+}  // namespace
 
 Placement place_exhaustive(const PlacementProblem& problem) {
   std::vector<size_t> idx;
@@ -429,6 +574,7 @@ Placement place_exhaustive(const PlacementProblem& problem) {
     if (k == idx.size()) {
       ++evaluated;
       if (!covers(cap, static_cast<int>(current.size()), problem)) return;
+      if (problem.options.survive_vendor_loss && !survives_all(current, problem)) return;
       if (price < best_price - kEps || (price < best_price + kEps && cap > best_cap)) {
         best_price = price, best_cap = cap, best = current;
       }
@@ -462,8 +608,10 @@ Placement place_exhaustive(const PlacementProblem& problem) {
   return out;
 }
 
-Placement replan(const PlacementProblem& problem, const Placement& previous) {
-  Placement fresh = place(problem);
+namespace {
+
+Placement replan_impl(const PlacementProblem& problem, const Placement& previous) {
+  Placement fresh = place_impl(problem);
   const std::vector<Candidate> cands = make_candidates(problem, false);
   Selection s(cands, problem.devices.size());
   // Start from the previous replicas whose devices all survive.
@@ -484,7 +632,9 @@ Placement replan(const PlacementProblem& problem, const Placement& previous) {
     dropped = false;
     size_t worst = SIZE_MAX;
     for (size_t i = 0; i < cands.size(); ++i) {
-      if (!s.chosen[i] || !covers(s.cap - cands[i].replica.max_rps, s.count - 1, problem)) continue;
+      if (!s.chosen[i] || !covers(s.cap - cands[i].replica.max_rps, s.count - 1, problem) ||
+          !s.survives(problem, {i}))
+        continue;
       if (worst == SIZE_MAX ||
           cands[i].replica.price_per_hour > cands[worst].replica.price_per_hour)
         worst = i;
@@ -495,7 +645,7 @@ Placement replan(const PlacementProblem& problem, const Placement& previous) {
     }
   }
   Placement out = fresh;
-  if (covers(s.cap, s.count, problem) &&
+  if (covers(s.cap, s.count, problem) && s.survives(problem) &&
       (!fresh.feasible || s.price <= fresh.cost_per_hour * 1.10 + kEps)) {
     out = finish_placement(chosen_replicas(s), problem);
     out.evaluated = fresh.evaluated;
@@ -510,6 +660,33 @@ Placement replan(const PlacementProblem& problem, const Placement& previous) {
     if (!after.contains(id)) out.removed.push_back(id);
   }
   return out;
+}
+
+// When spare capacity across vendors cannot be had (one vendor left, or too little of the
+// others), serving the load still beats starting every device: the placement for the load alone,
+// still reported infeasible with the reason the policy failed.
+Placement degrade(Placement spare, const PlacementProblem& problem,
+                  const std::function<Placement(const PlacementProblem&)>& plan) {
+  if (spare.feasible || !problem.options.survive_vendor_loss) return spare;
+  PlacementProblem plain = problem;
+  plain.options.survive_vendor_loss = false;
+  Placement out = plan(plain);
+  if (!out.feasible) return spare;
+  out.feasible = false;
+  out.reason = spare.reason + "; placed for the load alone, without spare capacity";
+  out.evaluated += spare.evaluated;
+  return out;
+}
+
+}  // namespace
+
+Placement place(const PlacementProblem& problem) {
+  return degrade(place_impl(problem), problem, place_impl);
+}
+
+Placement replan(const PlacementProblem& problem, const Placement& previous) {
+  return degrade(replan_impl(problem, previous), problem,
+                 [&](const PlacementProblem& p) { return replan_impl(p, previous); });
 }
 
 }  // namespace luzao::pool

@@ -27,6 +27,10 @@ struct PlacementOptions {
   int min_replicas = 1;             // at least this many replicas (when enough devices remain)
   bool allow_splits = false;        // also consider a layer split over a pair of devices
   double model_memory_gb = 0;       // model size; a device with less memory needs a split partner
+  // Spare capacity across vendors (the pool policy's survive_vendor_loss): feasible only when, for
+  // every vendor with replicas in the placement, the replicas with no device of that vendor carry
+  // the whole offered load within the SLO and the target utilization (at least one of them).
+  bool survive_vendor_loss = false;
 };
 
 struct PlacementProblem {
@@ -41,8 +45,9 @@ struct PlacementProblem {
 // A replica: one device, or a layer split over two with the ratio of layers on each.
 struct PlannedReplica {
   std::vector<std::string> device_ids;
-  std::vector<double> ratio;  // fraction of layers per device (sums to 1)
-  std::string vendor;         // the vendor of the first device
+  std::vector<double> ratio;         // fraction of layers per device (sums to 1)
+  std::string vendor;                // the vendor of the first device
+  std::vector<std::string> vendors;  // every vendor among its devices (sorted, distinct)
   double price_per_hour = 0;
   double prefill_tps = 0, decode_tps = 0, decode_tps_batched = 0;  // combined speeds
   double service_s = 0;    // busy seconds per mean request: prompt/prefill + output/batched decode
@@ -79,7 +84,9 @@ PlacementProblem make_problem(const PoolSpec& spec, const ProbeResults& probe,
 
 // Heuristic: greedy by price per unit of capacity from several orderings, then local improvement
 // (drop a replica, swap one for another, swap two for one) until nothing lowers the cost.
-// O(candidates^2) per improvement round; fine for thousands of devices.
+// O(candidates^2) per improvement round; fine for thousands of devices. With survive_vendor_loss
+// and no placement that survives every vendor's loss, place() and replan() return the placement
+// for the load alone (when there is one), still feasible = false with the policy's reason.
 Placement place(const PlacementProblem& problem);
 // The optimum by exhaustive search over every set of replicas; throws Error(kInvalidArgument)
 // for more than 16 eligible devices.
@@ -89,8 +96,19 @@ Placement place_exhaustive(const PlacementProblem& problem);
 // cheapest capacity needed; otherwise takes the fresh plan. Fills `added` and `removed`.
 Placement replan(const PlacementProblem& problem, const Placement& previous);
 
+// For survive_vendor_loss: the vendor whose withdrawal leaves the least capacity among
+// `replicas` (those with none of its devices), and that capacity. Empty vendor when `replicas`
+// is empty. A replica's vendors are `vendors`, or `vendor` when that list is empty.
+struct VendorLoss {
+  std::string vendor;
+  double surviving_rps = 0;  // sum of max_rps of the replicas left
+  int surviving_replicas = 0;
+};
+VendorLoss worst_vendor_loss(const std::vector<PlannedReplica>& replicas);
+
 // Assigns the offered load to `replicas` in proportion to their max_rps and fills load_rps,
-// utilization, ttft_ms, tpot_ms and the placement totals. Used by all three functions above.
+// utilization, ttft_ms, tpot_ms and the placement totals; feasibility includes the
+// survive_vendor_loss condition when the problem sets it. Used by all three functions above.
 Placement finish_placement(std::vector<PlannedReplica> replicas, const PlacementProblem& problem);
 
 }  // namespace luzao::pool

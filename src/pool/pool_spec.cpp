@@ -88,6 +88,15 @@ double as_positive(const YAML::Node& n, const Ctx& ctx) {
   return v;
 }
 
+bool as_bool(const YAML::Node& n, const Ctx& ctx) {
+  if (!n.IsScalar()) ctx.bad(fmt::format("expected true or false, found {}", kind_name(n)));
+  bool v = false;
+  if (!YAML::convert<bool>::decode(n, v)) {
+    ctx.bad(fmt::format("expected true or false, found '{}'", n.Scalar()));
+  }
+  return v;
+}
+
 int as_count(const YAML::Node& n, const Ctx& ctx) {
   const double v = as_non_negative(n, ctx);
   if (v != std::floor(v) || v > 1e6) ctx.bad(fmt::format("expected a whole number, found {}", v));
@@ -127,10 +136,12 @@ PoolDevice parse_device(const YAML::Node& node, const Ctx& ctx) {
 
 PoolPolicy parse_policy(const YAML::Node& node, const Ctx& ctx) {
   PoolPolicy p;
-  for_each_key(node, ctx, {"exclude_vendors", "slo"},
+  for_each_key(node, ctx, {"exclude_vendors", "slo", "survive_vendor_loss"},
                [&](const std::string& key, const YAML::Node& v) {
                  const Ctx c = ctx.key(key);
-                 if (key == "exclude_vendors") {
+                 if (key == "survive_vendor_loss") {
+                   p.survive_vendor_loss = as_bool(v, c);
+                 } else if (key == "exclude_vendors") {
                    if (!v.IsSequence())
                      c.bad(fmt::format("expected a list, found {}", kind_name(v)));
                    for (size_t i = 0; i < v.size(); ++i) {

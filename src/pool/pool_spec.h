@@ -31,6 +31,9 @@ struct Slo {
 struct PoolPolicy {
   std::vector<std::string> exclude_vendors;
   Slo slo;
+  // Spare capacity across vendors: place so that, whichever one vendor is withdrawn, the replicas
+  // of the other vendors alone carry the offered load within the SLO (at a higher price).
+  bool survive_vendor_loss = false;
 };
 
 // The offered load a placement is planned for (optional section `workload` of the pool file).

@@ -504,6 +504,7 @@ struct RouterServer::Impl {
       options.logger.info("router: backend {} is {}{}", backends.url(i), ok ? "up" : "down",
                           ok ? "" : " (" + error + ")");
     }
+    if (ok && backends.needs_seed(i)) seed_speed(cli, i);
     if (failures >= options.abort_after_failures) {
       const size_t n = backends.abort_all(i);
       if (n > 0)
@@ -512,6 +513,23 @@ struct RouterServer::Impl {
     }
     backends.sample_throughput(
         i, std::chrono::duration<double>(Clock::now().time_since_epoch()).count());
+  }
+
+  // Once, after the first passing health check: the speeds the backend reports in its GET
+  // /v1/pool seed the routing estimate, so that the router does not start blind. Without them
+  // (an older backend, nothing measured yet) it learns from traffic alone.
+  void seed_speed(httplib::Client& cli, size_t i) {
+    const httplib::Result r = cli.Get("/v1/pool");
+    if (!r) return;  // retried at the next passing check
+    const std::optional<ReportedSpeed> speed =
+        r->status == 200 ? parse_reported_speed(r->body) : std::nullopt;
+    if (backends.seed(i, speed)) {
+      options.logger.info("router: backend {} reports prefill {:.1f} and decode {:.1f} tokens/s",
+                          backends.url(i), speed->prefill_tps, speed->decode_tps);
+    } else {
+      options.logger.debug("router: backend {} reports no speed; learning it from traffic",
+                           backends.url(i));
+    }
   }
 
   void health_loop(size_t i) {

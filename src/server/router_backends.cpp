@@ -2,6 +2,7 @@
 #include "server/router_backends.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -213,6 +214,56 @@ void BackendSet::sample_throughput(size_t i, double now_s) {
   b.busy_since_sample = b.outstanding > 0;
 }
 
+bool BackendSet::needs_seed(size_t i) const {
+  std::lock_guard lock(mutex_);
+  return !backends_.at(i).seed_done;
+}
+
+bool BackendSet::seed(size_t i, const std::optional<ReportedSpeed>& reported) {
+  std::lock_guard lock(mutex_);
+  Backend& b = backends_.at(i);
+  b.seed_done = true;
+  if (!reported) return false;
+  bool any = false;
+  if (reported->prefill_tps > 0 && b.prefill_tps == 0) {
+    b.prefill_tps = b.seeded_prefill = reported->prefill_tps;
+    any = true;
+  }
+  if (reported->decode_tps > 0 && b.decode_tps == 0) {
+    b.decode_tps = b.seeded_decode = reported->decode_tps;
+    any = true;
+  }
+  return any;
+}
+
+std::optional<ReportedSpeed> parse_reported_speed(std::string_view pool_json) {
+  const nlohmann::json j = nlohmann::json::parse(pool_json, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  const auto positive = [](const nlohmann::json& o, const char* key) {
+    if (!o.is_object() || !o.contains(key) || !o[key].is_number()) return 0.0;
+    const double v = o[key].get<double>();
+    return std::isfinite(v) && v > 0 ? v : 0.0;
+  };
+  ReportedSpeed out;
+  if (j.contains("devices") && j["devices"].is_array()) {  // luzao serve
+    for (const nlohmann::json& d : j["devices"]) {
+      if (!d.is_object()) continue;
+      if (d.contains("state") && d["state"] != "serving") continue;
+      if (!d.contains("measured")) continue;
+      out.prefill_tps += positive(d["measured"], "prefill_tps");
+      out.decode_tps += positive(d["measured"], "decode_tps");
+    }
+  } else if (j.contains("backends") && j["backends"].is_array()) {  // luzao router
+    for (const nlohmann::json& b : j["backends"]) {
+      if (!b.is_object() || (b.contains("healthy") && b["healthy"] != true)) continue;
+      out.prefill_tps += positive(b, "prefill_tokens_per_second");
+      out.decode_tps += positive(b, "decode_tokens_per_second");
+    }
+  }
+  if (out.prefill_tps <= 0 && out.decode_tps <= 0) return std::nullopt;
+  return out;
+}
+
 uint64_t BackendSet::add_abort(size_t i, std::function<void()> abort) {
   std::lock_guard lock(mutex_);
   const uint64_t id = next_abort_++;
@@ -248,6 +299,8 @@ BackendView BackendSet::view(size_t i) const {
   v.pending_output_tokens = std::max<int64_t>(0, b.pending_output);
   v.prefill_tps = b.prefill_tps;
   v.decode_tps = b.decode_tps;
+  v.seeded_prefill_tps = b.seeded_prefill;
+  v.seeded_decode_tps = b.seeded_decode;
   v.requests = b.requests;
   v.failures = b.failures;
   v.generated_tokens = b.generated;
@@ -340,6 +393,12 @@ std::string RouterMetrics::render(const BackendSet& backends) const {
       {"luzao_router_backend_prefill_tokens_per_second", "gauge",
        "Measured prefill speed (0: not measured yet).",
        [](const BackendView& v) { return v.prefill_tps; }},
+      {"luzao_router_backend_seeded_decode_tokens_per_second", "gauge",
+       "Decode speed the backend reported at its first health check (0: none).",
+       [](const BackendView& v) { return v.seeded_decode_tps; }},
+      {"luzao_router_backend_seeded_prefill_tokens_per_second", "gauge",
+       "Prefill speed the backend reported at its first health check (0: none).",
+       [](const BackendView& v) { return v.seeded_prefill_tps; }},
   };
   std::vector<BackendView> views;
   for (size_t i = 0; i < backends.size(); ++i) views.push_back(backends.view(i));
@@ -366,6 +425,8 @@ nlohmann::json pool_json(const BackendSet& backends) {
          {"pending_output_tokens", v.pending_output_tokens},
          {"prefill_tokens_per_second", v.prefill_tps},
          {"decode_tokens_per_second", v.decode_tps},
+         {"seeded_prefill_tokens_per_second", v.seeded_prefill_tps},
+         {"seeded_decode_tokens_per_second", v.seeded_decode_tps},
          {"requests", v.requests},
          {"failures", v.failures},
          {"generated_tokens", v.generated_tokens}});

@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -30,10 +31,24 @@ struct BackendView {
   int64_t pending_output_tokens = 0;
   double prefill_tps = 0;  // measured; 0 unknown
   double decode_tps = 0;
+  double seeded_prefill_tps = 0;  // what the backend reported at its first health check (0: none)
+  double seeded_decode_tps = 0;
   uint64_t requests = 0;  // attempts sent
   uint64_t failures = 0;  // attempts that failed on the backend's side
   uint64_t generated_tokens = 0;
 };
+
+// Speeds a backend reports about itself, to seed the router's estimate before any traffic.
+struct ReportedSpeed {
+  double prefill_tps = 0;  // prompt tokens/s (0: not reported)
+  double decode_tps = 0;   // aggregate generated tokens/s (0: not reported)
+};
+// Parses a backend's GET /v1/pool: a `luzao serve` ("devices": [{"state", "measured":
+// {"prefill_tps", "decode_tps"}}], summed over the devices that are serving, since they run side
+// by side) or another `luzao router` ("backends": [{"healthy", "prefill_tokens_per_second",
+// "decode_tokens_per_second"}], summed likewise). nullopt when the body is not such JSON or
+// reports no speed at all; a speed that is not a positive number counts as not reported.
+std::optional<ReportedSpeed> parse_reported_speed(std::string_view pool_json);
 
 class BackendSet {
  public:
@@ -93,6 +108,11 @@ class BackendSet {
   // (`now_s`: any monotonic clock in seconds). Intervals in which the backend had no work are
   // skipped; samples are smoothed (exponential moving average).
   void sample_throughput(size_t i, double now_s);
+  // Seeding from what backend i reports (GET /v1/pool after its first passing health check):
+  // true until seed() was called for it. seed() sets each speed the router has not measured yet
+  // (traffic learning then blends into it as usual) and returns whether it set any.
+  bool needs_seed(size_t i) const;
+  bool seed(size_t i, const std::optional<ReportedSpeed>& reported);
 
   // Abort hooks of in-flight attempts (closing their connection), so that a hung backend's
   // requests can move elsewhere. add_abort returns an id for remove_abort.
@@ -120,6 +140,8 @@ class BackendSet {
     uint64_t sampled_generated = 0;
     double sampled_at = -1;
     bool busy_since_sample = false;
+    bool seed_done = false;
+    double seeded_prefill = 0, seeded_decode = 0;
     std::map<uint64_t, std::function<void()>> aborts;
   };
   pool::ReplicaState state_of(const Backend& b) const;

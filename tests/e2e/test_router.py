@@ -3,7 +3,8 @@
 with SIGKILL mid-stream; every request completes with the text of an undisturbed run. Also: all
 backends down -> 503 with Retry-After, one back -> served again; bad input; and failover decisions
 checked against fake Python backends that break a stream on purpose (sampled streams end with an
-error event, diverging regenerations are refused)."""
+error event, diverging regenerations are refused). The router seeds its speed estimates from what
+each backend reports in GET /v1/pool (fake backends, and a warmed-up `luzao serve --pool`)."""
 from __future__ import annotations
 
 import http.server
@@ -249,8 +250,9 @@ def chat_chunk(piece: str | None, finish: str | None = None, role: bool = False)
 class FakeBackend:
     """Streams `pieces`; with `break_after` set, drops the connection after that many pieces."""
 
-    def __init__(self, pieces: list[str], break_after: int | None = None):
+    def __init__(self, pieces: list[str], break_after: int | None = None, pool: dict | None = None):
         self.pieces, self.break_after, self.requests = pieces, break_after, 0
+        self.pool = pool  # the answer to GET /v1/pool (None: 404, as from an older backend)
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -261,7 +263,9 @@ class FakeBackend:
 
             def do_GET(self):
                 body = b'{"status":"ok"}'
-                self.send_response(200)
+                if self.path == "/v1/pool":
+                    body = json.dumps(fake.pool).encode() if fake.pool is not None else b"{}"
+                self.send_response(404 if self.path == "/v1/pool" and fake.pool is None else 200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -388,3 +392,73 @@ def test_fake_api_key(fake_router):
     assert (a.requests, b.requests) == (1, 0)
     a.close()
     b.close()
+
+
+def backend_speeds(router_url: str) -> list[tuple[float, float, float, float]]:
+    """(prefill, decode, seeded prefill, seeded decode) per backend, from the router's /v1/pool."""
+    pool = json.loads(http_request(router_url + "/v1/pool")[2])
+    return [(b["prefill_tokens_per_second"], b["decode_tokens_per_second"],
+             b["seeded_prefill_tokens_per_second"], b["seeded_decode_tokens_per_second"])
+            for b in pool["backends"]]
+
+
+def test_fake_backends_seed_the_speed_estimates(fake_router):
+    # A serve-shaped /v1/pool with two serving devices and a drained one, and a backend without it.
+    reported = {"object": "pool", "devices": [
+        {"id": "d0", "state": "serving", "measured": {"prefill_tps": 1500.0, "decode_tps": 60.0}},
+        {"id": "d1", "state": "serving", "measured": {"prefill_tps": 500.0, "decode_tps": 20.0}},
+        {"id": "d2", "state": "drained", "measured": {"prefill_tps": 9999.0, "decode_tps": 999.0}}]}
+    a, b = FakeBackend(PIECES, pool=reported), FakeBackend(PIECES)
+    router, client = fake_router(a, b)
+    wait_for(lambda: backend_speeds(router.url)[0][3] > 0, 10, "the seeded speed")
+    speeds = backend_speeds(router.url)
+    assert speeds[0] == (2000.0, 80.0, 2000.0, 80.0)
+    assert speeds[1] == (0, 0, 0, 0)  # nothing reported: learned from traffic alone
+    m = metrics(router.url)
+    assert m[f'luzao_router_backend_seeded_decode_tokens_per_second{{backend="{a.url}"}}'] == 80
+    a.close()
+    b.close()
+
+
+def test_fake_backend_reported_faster_gets_the_request(fake_router):
+    # Idle, with unknown speeds the tie would go to the first backend; the second reports being
+    # fast (the defaults for the unknown one are 1000 and 50 tokens/s), so it gets the request.
+    slow = FakeBackend(PIECES)
+    fast = FakeBackend(PIECES, pool={"object": "pool", "devices": [
+        {"id": "d0", "state": "serving", "measured": {"prefill_tps": 50000.0, "decode_tps": 5000.0}}]})
+    router, client = fake_router(slow, fast)
+    wait_for(lambda: backend_speeds(router.url)[1][3] > 0, 10, "the seeded speed")
+    assert stream_text(client, temperature=0) == "Hello, world!"
+    assert (slow.requests, fast.requests) == (0, 1)
+    slow.close()
+    fast.close()
+
+
+def test_router_seeds_from_a_warm_serve_pool(luzao_bin, tiny_models, tmp_path):
+    """A router started in front of a `luzao serve --pool` that has already served traffic starts
+    with the speeds that backend measured, before any request goes through the router."""
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps({"devices": [
+        {"id": "cpu0", "device": "cpu", "price_per_hour": 0.5, "labels": {"vendor": "hostco"}}]}))
+    engine = ListeningProcess([str(luzao_bin), "serve", "-m", str(tiny_models[MODEL]), "--port", "0",
+                               "-t", "1", "--parallel", "2", "-c", str(CTX), "--pool", str(pool)])
+    router = None
+    try:
+        wait_for(lambda: healthy(engine.url), 60, "luzao serve --pool to be healthy")
+        direct = openai.OpenAI(base_url=engine.url + "/v1", api_key="x", max_retries=0, timeout=60)
+        direct.completions.create(model=MODEL, prompt=PROMPTS[0], max_tokens=32, temperature=0)
+        measured = json.loads(http_request(engine.url + "/v1/pool")[2])["devices"][0]["measured"]
+        assert measured["decode_tps"] > 0 and measured["prefill_tps"] > 0
+        router = ListeningProcess([str(luzao_bin), "router", "--port", "0", "--health-interval-ms",
+                                   "100", "--backend", engine.url])
+        wait_for(lambda: healthy(router.url), 30, "the router to see its backend")
+        wait_for(lambda: backend_speeds(router.url)[0][3] > 0, 10, "the seeded speed")
+        prefill, decode, seeded_prefill, seeded_decode = backend_speeds(router.url)[0]
+        # No traffic went through the router: its estimate is exactly what the backend reported.
+        assert seeded_decode == pytest.approx(measured["decode_tps"])
+        assert seeded_prefill == pytest.approx(measured["prefill_tps"])
+        assert (prefill, decode) == (seeded_prefill, seeded_decode)
+    finally:
+        if router is not None:
+            router.stop()
+        engine.stop()

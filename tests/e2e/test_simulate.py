@@ -147,3 +147,75 @@ def test_pool_status_unreachable(luzao_bin):
     err = proc.stderr.decode().strip()
     assert "\n" not in err
     assert "http://127.0.0.1:9/v1/pool" in err
+
+
+def test_survive_vendor_loss_keeps_the_slo_through_a_withdrawal(luzao_bin):
+    """The dominant vendor withdrawn with a 5 s spin-up: without spare capacity the survivors are
+    overloaded until replacements load; with survive_vendor_loss they carry the load at once."""
+    args = ("--devices", "60", "--vendors", "3", "--duration", "20", "--withdraw-vendor", "ascend",
+            "--at", "10", "--spinup", "5", "--seed", "3")
+    rc, plain, err = simulate(luzao_bin, *args)
+    assert rc == 0, err
+    rc, spare, err = simulate(luzao_bin, *args, "--survive-vendor-loss")
+    assert rc == 0, err
+    assert not plain["survive_vendor_loss"] and spare["survive_vendor_loss"]
+    assert spare["initial"]["feasible"], spare["initial"]["reason"]
+    assert len(spare["initial"]["by_vendor"]) >= 2
+    # Spare capacity costs more before the withdrawal ...
+    assert spare["initial"]["cost_per_hour"] > plain["initial"]["cost_per_hour"]
+    # ... and needs no replacement to start after it: the survivors suffice.
+    assert spare["replanned"]["started"] == 0
+    assert plain["replanned"]["started"] > 0
+    assert spare["all"]["lost"] == plain["all"]["lost"] == 0
+    assert spare["after"]["slo_attainment"] >= 0.99
+    assert plain["after"]["slo_attainment"] < spare["after"]["slo_attainment"]
+
+
+TWO_VENDOR_POOL = """
+devices:
+  - {id: a0, device: "cuda:0", price_per_hour: 1.0, labels: {vendor: nv}}
+  - {id: a1, device: "cuda:1", price_per_hour: 1.0, labels: {vendor: nv}}
+  - {id: b0, device: "npu:0", price_per_hour: 1.5, labels: {vendor: hw}}
+  - {id: b1, device: "npu:1", price_per_hour: 1.5, labels: {vendor: hw}}
+policy: {survive_vendor_loss: true}
+workload: {rps: 2, prompt_tokens: 0, output_tokens: 80}
+"""
+
+
+def test_pool_plan_survive_vendor_loss(luzao_bin, tmp_path):
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(TWO_VENDOR_POOL)
+    # Each device: service 80/100 s, 1 request/s at 80% utilisation.
+    (tmp_path / "pool.probe.json").write_text(json.dumps({"devices": {
+        d: {"device": "x", "prefill_tps": 1000, "decode_tps": 100, "decode_tps_batched": 100,
+            "parallel": 4} for d in ("a0", "a1", "b0", "b1")}}))
+    proc = run_cli(luzao_bin, "pool", "plan", str(pool), "--json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    plan = json.loads(proc.stdout)
+    assert plan["policy"]["survive_vendor_loss"] is True
+    # 2 requests/s and either vendor may go: both vendors must carry 2 requests/s alone.
+    assert sorted(r["id"] for r in plan["replicas"]) == ["a0", "a1", "b0", "b1"]
+    assert plan["cost_per_hour"] == pytest.approx(5.0)
+    text = run_cli(luzao_bin, "pool", "plan", str(pool)).stdout.decode()
+    assert "policy: survive_vendor_loss on" in text
+    assert "worst vendor loss:" in text
+    # Without the policy the two cheapest devices suffice.
+    pool.write_text(TWO_VENDOR_POOL.replace("survive_vendor_loss: true", "survive_vendor_loss: false"))
+    plan = json.loads(run_cli(luzao_bin, "pool", "plan", str(pool), "--json").stdout)
+    assert plan["policy"]["survive_vendor_loss"] is False
+    assert sorted(r["id"] for r in plan["replicas"]) == ["a0", "a1"]
+    # The command-line flag sets it too; one vendor excluded leaves nothing to fail over to.
+    pool.write_text(TWO_VENDOR_POOL.replace("survive_vendor_loss: true",
+                                            "survive_vendor_loss: false, exclude_vendors: [hw]"))
+    proc = run_cli(luzao_bin, "pool", "plan", str(pool), "--survive-vendor-loss", "--json")
+    assert proc.returncode == 1
+    plan = json.loads(proc.stdout)
+    assert not plan["feasible"]
+    assert "the loss of vendor 'nv' is not covered" in plan["reason"]
+    # A bad value is a one-line error naming the file and the key.
+    pool.write_text(TWO_VENDOR_POOL.replace("survive_vendor_loss: true", "survive_vendor_loss: 3"))
+    proc = run_cli(luzao_bin, "pool", "plan", str(pool))
+    assert proc.returncode == 1
+    err = proc.stderr.decode().strip()
+    assert "\n" not in err
+    assert f"{pool}: policy.survive_vendor_loss: expected true or false, found '3'" in err
