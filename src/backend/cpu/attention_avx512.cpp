@@ -47,20 +47,20 @@ LUZAO_AVX512_INLINE __m512 load_q8_16(const std::byte* row, size_t first) {
                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
 }
 
-// Asks for the cache lines of one head's elements [first, first + hd) of the rows of the next
-// chunk: a sequence's keys are scattered over pages and strided by the other heads, so the
-// hardware prefetchers leave the decode steps waiting on memory without this.
-template <int kChunks, bool kQ8>
-LUZAO_AVX512_INLINE void prefetch_chunk(const HostView& pool, const int64_t* rows16, size_t first) {
+// Asks for the cache lines of one head's elements [first, first + hd) of one pool row.
+template <int kChunks, bool kQ8>  // plain SSE: callable from the lambdas below
+inline void prefetch_row(const HostView& pool, int64_t row, size_t first) {
   constexpr size_t kBytes = kQ8 ? 16 * kChunks / 32 * sizeof(BlockQ8_0) : 32 * kChunks;
   const size_t start = kQ8 ? first / 32 * sizeof(BlockQ8_0) : 2 * first;
-  for (int j = 0; j < 16; ++j) {
-    if (rows16[j] < 0) continue;
-    const char* base = reinterpret_cast<const char*>(pool.row(rows16[j])) + start;
-    for (size_t b = 0; b < kBytes; b += 64) _mm_prefetch(base + b, _MM_HINT_T0);
-    _mm_prefetch(base + kBytes - 1, _MM_HINT_T0);
-  }
+  const char* base = reinterpret_cast<const char*>(pool.row(row)) + start;
+  for (size_t b = 0; b < kBytes; b += 64) _mm_prefetch(base + b, _MM_HINT_T0);
+  _mm_prefetch(base + kBytes - 1, _MM_HINT_T0);
 }
+
+// Keys a decode step reads ahead of its use: a sequence's keys are scattered over pages and
+// strided by the other heads, so the hardware prefetchers leave the loads waiting on memory
+// (attention was mostly stalls before). Two chunks ahead hide the latency of a cache miss.
+constexpr int32_t kPrefetchKeys = 32;
 
 // Rows rows16[j] (-1: none, zeros) of an F16 or Q8_0 pool, elements first.., widened into
 // dst[16][hd].
@@ -116,14 +116,18 @@ LUZAO_AVX512 void attend_block(const AttentionArgs& a, const AttentionParams& p,
 
   // Scores: 16 keys at a time, the 16 sums of one query transposed into one vector.
   const __m512 scale = _mm512_set1_ps(p.scale);
-  int64_t next16[16];
-  chunk_rows(0, next16);
-  prefetch_chunk<kChunks, kQ8>(a.k, next16, off);
+  // Walks the rows to read, K then V (index n_keys + t is V's key t), kPrefetchKeys ahead.
+  int32_t fetched = 0;
+  const auto prefetch_to = [&](int32_t until) {
+    for (until = std::min(until, 2 * n_keys); fetched < until; ++fetched) {
+      const bool is_v = fetched >= n_keys;
+      prefetch_row<kChunks, kQ8>(is_v ? a.v : a.k, pool_row(is_v ? fetched - n_keys : fetched),
+                                 off);
+    }
+  };
   for (int32_t t0 = 0; t0 < n_keys; t0 += 16) {
-    std::copy(next16, next16 + 16, rows16);
-    const bool last = t0 + 16 >= n_keys;  // then the first chunk of V comes next
-    chunk_rows(last ? 0 : t0 + 16, next16);
-    prefetch_chunk<kChunks, kQ8>(last ? a.v : a.k, next16, off);
+    prefetch_to(t0 + 16 + kPrefetchKeys);
+    chunk_rows(t0, rows16);
     load_chunk<kChunks, kQ8>(a.k, rows16, off, kv32);
     for (int i = 0; i < nq; ++i) {
       if (pos_of(i) < t0) continue;
@@ -178,11 +182,8 @@ LUZAO_AVX512 void attend_block(const AttentionArgs& a, const AttentionParams& p,
 
   // Weighted sum of V, accumulated in each query's output row.
   for (int32_t t0 = 0; t0 < n_keys; t0 += 16) {
+    prefetch_to(n_keys + t0 + 16 + kPrefetchKeys);
     chunk_rows(t0, rows16);
-    if (t0 + 16 < n_keys) {
-      chunk_rows(t0 + 16, next16);
-      prefetch_chunk<kChunks, kQ8>(a.v, next16, off);
-    }
     load_chunk<kChunks, kQ8>(a.v, rows16, off, kv32);
     for (int i = 0; i < nq; ++i) {
       const int32_t n = pos_of(i) + 1;
