@@ -2,7 +2,9 @@
 """luzao against llama.cpp on the same GGUF files, same thread count, alternating runs.
 
 For each model file: prompt processing (pp, tokens/s of one P-token prefill from an empty
-context) and generation (tg, N single-token decode steps), as llama-bench measures them. luzao
+context) and generation (tg, N single-token decode steps), as llama-bench measures them; with
+--parallel P also batched generation (tgNxP: P sequences decoding together, one token each per
+step, aggregate tokens/s; llama-batched-bench's -npl without a shared prompt). luzao
 runs `luzao bench`; llama.cpp runs through llama-cpp-python's C API (llama_decode on random
 tokens) in two builds, each in its own cached virtual environment:
 
@@ -51,6 +53,7 @@ LLAMA_RUNNER = r"""
 import json, random, sys, time
 import llama_cpp as L
 path, threads, n_prompt, n_gen, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+n_par = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 L.llama_backend_init()
 quiet = L.llama_log_callback(lambda level, text, data: None)
 L.llama_log_set(quiet, None)
@@ -59,7 +62,8 @@ model = L.llama_model_load_from_file(path.encode(), mp)
 if not model:
     sys.exit("llama.cpp could not load " + path)
 cp = L.llama_context_default_params()
-cp.n_ctx = max(n_prompt, n_gen) + 16
+cp.n_ctx = max(n_prompt, n_gen + 16, max(n_par, 1) * (n_gen + 16))
+cp.n_seq_max = max(n_par, 1)
 cp.n_batch = 512
 cp.n_ubatch = 512
 cp.n_threads = threads
@@ -67,7 +71,7 @@ cp.n_threads_batch = threads
 ctx = L.llama_init_from_model(model, cp)
 vocab = L.llama_model_get_vocab(model)
 n_vocab = L.llama_vocab_n_tokens(vocab)
-batch = L.llama_batch_init(512, 0, 1)
+batch = L.llama_batch_init(512, 0, max(n_par, 1))
 rng = random.Random(42)
 mem = L.llama_get_memory(ctx)
 
@@ -100,7 +104,26 @@ def tg(n):
         decode([t], i)
     return n / (time.perf_counter() - t0)
 
-out = {"pp": [], "tg": []}
+def tgp(n):
+    L.llama_memory_clear(mem, True)
+    t0 = time.perf_counter()
+    for i in range(n):
+        batch.n_tokens = n_par
+        for s in range(n_par):
+            batch.token[s] = rng.randrange(n_vocab)
+            batch.pos[s] = i
+            batch.n_seq_id[s] = 1
+            batch.seq_id[s][0] = s
+            batch.logits[s] = True
+        if L.llama_decode(ctx, batch) != 0:
+            sys.exit("llama_decode failed")
+    L.llama_synchronize(ctx)
+    return n * n_par / (time.perf_counter() - t0)
+
+out = {"pp": [], "tg": [], "tgp": []}
+if n_par > 1 and n_gen > 0:
+    tgp(4)
+    out["tgp"] = [tgp(n_gen) for _ in range(reps)]
 if n_prompt > 0:
     pp()
     out["pp"] = [pp() for _ in range(reps)]
@@ -178,24 +201,26 @@ def weight_bytes_per_token(path):
     return total
 
 
-def run_luzao(binary, model, threads, n_prompt, n_gen):
-    out = {"pp": [], "tg": []}
-    for p, n in ((n_prompt, 0), (0, n_gen)):
+def run_luzao(binary, model, threads, n_prompt, n_gen, n_par=0):
+    out = {"pp": [], "tg": [], "tgp": []}
+    runs = [(n_prompt, 0, 1), (0, n_gen, 1)] + ([(0, n_gen, n_par)] if n_par > 1 else [])
+    for p, n, par in runs:
         if p == 0 and n == 0:
             continue
         res = subprocess.run([binary, "bench", "-m", str(model), "-p", str(p), "-n", str(n), "-t",
-                              str(threads), "-r", "1", "--json"],
+                              str(threads), "-r", "1", "--parallel", str(par), "--json"],
                              capture_output=True, text=True)
         if res.returncode != 0:
             raise SystemExit(f"luzao bench failed on {model}:\n{res.stderr}")
         for row in json.loads(res.stdout):
-            out["pp" if row["n_prompt"] > 0 else "tg"] += row["samples_ts"]
+            key = "pp" if row["n_prompt"] > 0 else ("tgp" if row.get("n_parallel", 1) > 1 else "tg")
+            out[key] += row["samples_ts"]
     return out
 
 
-def run_llama(python, model, threads, n_prompt, n_gen):
+def run_llama(python, model, threads, n_prompt, n_gen, n_par=0):
     res = subprocess.run([str(python), "-c", LLAMA_RUNNER, str(model), str(threads), str(n_prompt),
-                          str(n_gen), "1"], capture_output=True, text=True)
+                          str(n_gen), "1", str(n_par)], capture_output=True, text=True)
     if res.returncode != 0:
         return {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -217,6 +242,8 @@ def main():
     ap.add_argument("-p", "--n-prompt", type=int, default=512)
     ap.add_argument("-n", "--n-gen", type=int, default=128)
     ap.add_argument("-r", "--repetitions", type=int, default=3)
+    ap.add_argument("--parallel", type=int, default=0,
+                    help="also measure batched generation of this many sequences (tgNxP)")
     ap.add_argument("--builds", default="avx512,amx", help="llama.cpp builds to compare against")
     ap.add_argument("--setup", action="store_true", help="build missing llama-cpp-python venvs")
     ap.add_argument("--markdown", help="also write the table to this file")
@@ -250,31 +277,37 @@ def main():
     engines = ["luzao"] + [f"llama.cpp {b}" for b in builds]
     results = {}
     for model in models:
-        samples = {e: {"pp": [], "tg": []} for e in engines}
+        samples = {e: {"pp": [], "tg": [], "tgp": []} for e in engines}
         errors = {}
         for rep in range(args.repetitions):
             for e in engines:
                 if e in errors:
                     continue
                 if e == "luzao":
-                    r = run_luzao(args.luzao, model, args.threads, args.n_prompt, args.n_gen)
+                    r = run_luzao(args.luzao, model, args.threads, args.n_prompt, args.n_gen,
+                                  args.parallel)
                 else:
                     r = run_llama(builds[e.split()[1]], model, args.threads, args.n_prompt,
-                                  args.n_gen)
+                                  args.n_gen, args.parallel)
                 if "error" in r:
                     errors[e] = r["error"]
                     continue
                 samples[e]["pp"] += r["pp"]
                 samples[e]["tg"] += r["tg"]
+                samples[e]["tgp"] += r.get("tgp", [])
         results[model.name] = {"samples": samples, "errors": errors,
                                "weight_bytes": weight_bytes_per_token(model)}
         print(f"{model.name}: " + "; ".join(
-            f"{e} pp {fmt_ts(s['pp'])} tg {fmt_ts(s['tg'])}" for e, s in samples.items()
+            f"{e} pp {fmt_ts(s['pp'])} tg {fmt_ts(s['tg'])}"
+            + (f" tgx{args.parallel} {fmt_ts(s['tgp'])}" if s["tgp"] else "") for e, s in samples.items()
             if e not in errors) + "".join(f"; {e}: {msg}" for e, msg in errors.items()), flush=True)
 
     pp, tg = f"pp{args.n_prompt}", f"tg{args.n_gen}"
+    tgp = f"tg{args.n_gen}x{args.parallel}"
     head = ["model", "engine", f"{pp} t/s", f"{tg} t/s", f"{pp} ratio", f"{tg} ratio", "tg GB/s",
             "tg bw use"]
+    if args.parallel > 1:
+        head += [f"{tgp} t/s", f"{tgp} ratio", f"{tgp} / {tg}"]
     lines = [f"STREAM triad ({args.threads} threads): {bw:.1f} GB/s; ratios are luzao / engine.",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, res in results.items():
@@ -282,7 +315,7 @@ def main():
         lz = s["luzao"]
         for e in engines:
             if e in res["errors"]:
-                lines.append(f"| {name} | {e} | error: {res['errors'][e]} | | | | | |")
+                lines.append(f"| {name} | {e} | error: {res['errors'][e]} |" + " |" * (len(head) - 3))
                 continue
             ratio_pp = ratio_tg = ""
             if e != "luzao" and s[e]["pp"] and lz["pp"]:
@@ -293,8 +326,16 @@ def main():
             if s[e]["tg"]:
                 g = res["weight_bytes"] * statistics.mean(s[e]["tg"]) / 1e9
                 gbs, use = f"{g:.1f}", f"{100 * g / bw:.0f}%"
-            lines.append(f"| {name} | {e} | {fmt_ts(s[e]['pp'])} | {fmt_ts(s[e]['tg'])} | "
-                         f"{ratio_pp} | {ratio_tg} | {gbs} | {use} |")
+            row = (f"| {name} | {e} | {fmt_ts(s[e]['pp'])} | {fmt_ts(s[e]['tg'])} | "
+                   f"{ratio_pp} | {ratio_tg} | {gbs} | {use} |")
+            if args.parallel > 1:
+                ratio_p = scale = ""
+                if e != "luzao" and s[e]["tgp"] and lz["tgp"]:
+                    ratio_p = f"{statistics.mean(lz['tgp']) / statistics.mean(s[e]['tgp']):.2f}x"
+                if s[e]["tgp"] and s[e]["tg"]:
+                    scale = f"{statistics.mean(s[e]['tgp']) / statistics.mean(s[e]['tg']):.2f}x"
+                row += f" {fmt_ts(s[e]['tgp'])} | {ratio_p} | {scale} |"
+            lines.append(row)
     table = "\n".join(lines)
     print()
     print(table)
