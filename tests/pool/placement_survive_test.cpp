@@ -11,44 +11,17 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "pool_test_util.h"
+
 #include "core/error.h"
 #include "pool/placement.h"
 
 namespace luzao::pool {
 namespace {
 
-PlacementDevice dev(std::string id, std::string vendor, double price, double prefill, double decode,
-                    double batched) {
-  PlacementDevice d;
-  d.id = std::move(id);
-  d.vendor = std::move(vendor);
-  d.price_per_hour = price;
-  d.prefill_tps = prefill;
-  d.decode_tps = decode;
-  d.decode_tps_batched = batched;
-  return d;
-}
+using test::dev;
 
-// The random small pools of placement_test.cpp's HeuristicWithinFivePercentOfExhaustive (same
-// generator, another seed so that both suites explore different pools).
-PlacementProblem random_problem(std::mt19937& rng) {
-  std::uniform_real_distribution<double> u(0, 1);
-  PlacementProblem p;
-  const int n = 1 + static_cast<int>(rng() % 8);
-  const char* vendors[] = {"nv", "hw", "cb"};
-  for (int i = 0; i < n; ++i) {
-    const double speed = 0.2 + 2 * u(rng);
-    const double decode = 20 + 80 * u(rng) * speed;
-    p.devices.push_back(dev("d" + std::to_string(i), vendors[rng() % 3],
-                            std::round((0.2 + 4 * speed * (0.5 + u(rng))) * 100) / 100,
-                            500 + 4000 * speed, decode, decode * (1 + 15 * u(rng))));
-  }
-  p.workload = {0.2 + 10 * u(rng), 50 + 800 * u(rng), 20 + 300 * u(rng)};
-  if (u(rng) < 0.7) p.slo = {300 + 3000 * u(rng), 15 + 60 * u(rng)};
-  p.options.min_replicas = 1 + static_cast<int>(rng() % 2);
-  if (u(rng) < 0.2) p.excluded_vendors = {vendors[rng() % 3]};
-  return p;
-}
+using test::random_problem;  // placement_test.cpp's pools (another seed here)
 
 // FNV-1a over a placement's observable result.
 void mix(uint64_t& h, const std::string& s) {

@@ -8,22 +8,14 @@
 
 #include <gtest/gtest.h>
 
+#include "pool_test_util.h"
+
 #include "core/error.h"
 
 namespace luzao::pool {
 namespace {
 
-PlacementDevice dev(std::string id, std::string vendor, double price, double prefill, double decode,
-                    double batched) {
-  PlacementDevice d;
-  d.id = std::move(id);
-  d.vendor = std::move(vendor);
-  d.price_per_hour = price;
-  d.prefill_tps = prefill;
-  d.decode_tps = decode;
-  d.decode_tps_batched = batched;
-  return d;
-}
+using test::dev;
 
 TEST(Simulator, OneDeviceHandComputedLatencies) {
   SimConfig c;
