@@ -62,7 +62,7 @@ model = L.llama_model_load_from_file(path.encode(), mp)
 if not model:
     sys.exit("llama.cpp could not load " + path)
 cp = L.llama_context_default_params()
-cp.n_ctx = max(n_prompt, n_gen + 16, max(n_par, 1) * (n_gen + 16))
+cp.n_ctx = (max(n_prompt, n_gen) + 16) * max(n_par, 1)  # each sequence gets n_ctx / n_seq_max
 cp.n_seq_max = max(n_par, 1)
 cp.n_batch = 512
 cp.n_ubatch = 512

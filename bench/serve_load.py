@@ -6,6 +6,8 @@ For each concurrency level N, N clients each send --requests streaming chat requ
 (greedy, --max-tokens each) and time every SSE chunk. Reported per level: aggregate generated
 tokens/s (all tokens / wall time), time to first token p50/p99 and inter-token latency p50/p99.
 --soak N runs N clients for --soak-seconds against luzao only and counts failed requests.
+--trials N repeats the levels (interleaved) and reports, per level, the run of median tok/s with
+failures summed over all runs; with levels 1 and 8 it prints the 8-to-1 ratio of every trial.
 
 Only the standard library is needed on the client side. The llama.cpp side needs
   ~/.cache/luzao/ref-venv/bin/pip install 'llama-cpp-python[server]'
@@ -226,6 +228,9 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--soak", type=int, default=0, help="clients of a soak run against luzao (0: none)")
     p.add_argument("--soak-seconds", type=float, default=300)
+    p.add_argument("--trials", type=int, default=1,
+                   help="run every level this many times and report the run of median tok/s "
+                        "(levels interleaved: 1,4,8,16,1,4,... so that machine noise hits all alike)")
     p.add_argument("--json", help="write all results to this file")
     args = p.parse_args()
     levels = [int(x) for x in args.concurrency.split(",") if x]
@@ -243,14 +248,28 @@ def main() -> int:
             try:
                 stream_request(port, {"model": model_id, "stream": True, "max_tokens": 4, "temperature": 0,
                                       "messages": [{"role": "user", "content": "Hi"}]}, args.timeout)  # warm-up
+                runs: dict[int, list[dict]] = {n: [] for n in levels}
+                for trial in range(args.trials):
+                    for n in levels:
+                        runs[n].append(run_level(port, model_id, n, args.requests, args.max_tokens,
+                                                 args.timeout))
                 rows = []
                 for n in levels:
-                    row = run_level(port, model_id, n, args.requests, args.max_tokens, args.timeout)
+                    ordered = sorted(runs[n], key=lambda r: r["tok_per_s"])
+                    row = dict(ordered[len(ordered) // 2])
+                    row["trials_tok_per_s"] = [r["tok_per_s"] for r in runs[n]]
+                    row["failed"] = sum(r["failed"] for r in runs[n])
                     rows.append(row)
                     print(f"{server:9s} c={n:<3d} {row['tok_per_s']:8.1f} tok/s  ttft p50 {row['ttft_p50']*1e3:7.0f} ms"
                           f" p99 {row['ttft_p99']*1e3:7.0f} ms  itl p50 {row['itl_p50']*1e3:6.1f} ms"
                           f" p99 {row['itl_p99']*1e3:6.1f} ms  failed {row['failed']}", flush=True)
                 out["servers"][server] = rows
+                if 1 in runs and 8 in runs:
+                    ratios = [b["tok_per_s"] / a["tok_per_s"] for a, b in zip(runs[1], runs[8])]
+                    print(f"{server}: 8 clients / 1 client, per trial: "
+                          + ", ".join(f"{r:.2f}x" for r in ratios)
+                          + f"; of the medians {rows[levels.index(8)]['tok_per_s'] / rows[levels.index(1)]['tok_per_s']:.2f}x",
+                          flush=True)
             finally:
                 stop(proc)
         print("\n| server | clients | tok/s | TTFT p50 (ms) | TTFT p99 (ms) | ITL p50 (ms) | ITL p99 (ms) | failed |")
