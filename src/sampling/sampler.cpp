@@ -91,35 +91,47 @@ int32_t Sampler::sample(std::span<const float> logits) {
     return std::min_element(candidates_.begin(), candidates_.end(), kHigher)->id;
   }
 
-  // Top-k: keep the k best, sorted. Without top-k everything is sorted for top-p.
+  // Top-k: keep the k best, sorted. Without it only as much of the best-first order is built as
+  // the cuts and the draw read: sorting a whole vocabulary for every token costs milliseconds.
   size_t keep = candidates_.size();
+  sorted_ = 0;
   if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) {
     keep = static_cast<size_t>(params_.top_k);
     std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(keep),
                       candidates_.end(), kHigher);
     candidates_.resize(keep);
-  } else {
-    std::sort(candidates_.begin(), candidates_.end(), kHigher);
+    sorted_ = keep;
   }
-  const float max_logit = candidates_.front().logit;
+  // Sums over a whole vocabulary run in id order (the same on every platform), so the logits are
+  // kept in that order before the candidates are reordered.
+  const bool whole = keep == logits.size();
+  double max_logit = kNegInf;
+  id_logits_.clear();
+  for (const Candidate& c : candidates_) {
+    max_logit = std::max<double>(max_logit, c.logit);
+    if (whole) id_logits_.push_back(c.logit);
+  }
+  sort_prefix(1);
   // No finite best logit: all mass is on the first candidate (or nowhere); take it.
   if (!std::isfinite(max_logit)) return candidates_.front().id;
+  const auto weight1 = [&](size_t i) {
+    return std::exp(static_cast<double>(candidates_[i].logit) - max_logit);
+  };
 
-  // Probabilities at temperature 1 over the survivors, for top-p and min-p.
-  weights_.resize(keep);
-  double total = 0.0;
-  for (size_t i = 0; i < keep; ++i) {
-    weights_[i] = std::exp(static_cast<double>(candidates_[i].logit) - max_logit);
-    total += weights_[i];
-  }
-
-  // Top-p: the shortest prefix whose mass reaches top_p (at least one token).
+  // Top-p at temperature 1: the shortest prefix whose mass reaches top_p (at least one token).
   if (params_.top_p < 1.0f) {
+    double total = 0.0;
+    if (whole) {
+      for (float l : id_logits_) total += std::exp(static_cast<double>(l) - max_logit);
+    } else {
+      for (size_t i = 0; i < keep; ++i) total += weight1(i);
+    }
     const double target = static_cast<double>(params_.top_p) * total;
     double cumulative = 0.0;
     size_t n = 0;
     while (n < keep) {
-      cumulative += weights_[n++];
+      sort_prefix(n + 1);
+      cumulative += weight1(n++);
       if (cumulative >= target) break;
     }
     keep = std::max<size_t>(n, 1);
@@ -128,32 +140,63 @@ int32_t Sampler::sample(std::span<const float> logits) {
   // Min-p: drop tokens whose probability is below min_p times the best one's (which has weight 1).
   if (params_.min_p > 0.0f) {
     size_t n = 1;
-    while (n < keep && weights_[n] >= static_cast<double>(params_.min_p)) ++n;
+    while (n < keep) {
+      sort_prefix(n + 1);
+      if (weight1(n) < static_cast<double>(params_.min_p)) break;
+      ++n;
+    }
     keep = n;
   }
+  if (keep == logits.size()) return draw(max_logit, true);  // nothing cut: no order needed
+  sort_prefix(keep);
   candidates_.resize(keep);
-
-  return draw(max_logit);
+  sorted_ = keep;
+  return draw(max_logit, false);
 }
 
-int32_t Sampler::draw(double max_logit) {
+void Sampler::sort_prefix(size_t n) {
+  n = std::min(n, candidates_.size());
+  if (n <= sorted_) return;
+  // Grow geometrically: a walk down the order costs O(vocabulary x log(prefix)) in all.
+  n = std::min(candidates_.size(), std::max({n, 2 * sorted_, size_t{64}}));
+  std::partial_sort(candidates_.begin() + static_cast<ptrdiff_t>(sorted_),
+                    candidates_.begin() + static_cast<ptrdiff_t>(n), candidates_.end(), kHigher);
+  sorted_ = n;
+}
+
+int32_t Sampler::draw(double max_logit, bool whole) {
   // Temperature scales the distance to the best logit, which cannot overflow for tiny temperatures.
   const double temperature = params_.temperature;
-  weights_.resize(candidates_.size());
-  double total = 0.0;
-  for (size_t i = 0; i < candidates_.size(); ++i) {
-    weights_[i] = std::exp((static_cast<double>(candidates_[i].logit) - max_logit) / temperature);
-    total += weights_[i];
+  const auto weight = [&](float logit) {
+    return std::exp((static_cast<double>(logit) - max_logit) / temperature);
+  };
+  if (whole) {
+    // Nothing was cut: the draw runs over the whole vocabulary in id order, one pass without any
+    // sorting (the same distribution as a walk best first, with another token per seed).
+    double total = 0.0;
+    for (float l : id_logits_) total += weight(l);
+    const double target = uniform01(rng_) * total;
+    double cumulative = 0.0;
+    for (size_t i = 0; i < id_logits_.size(); ++i) {
+      cumulative += weight(id_logits_[i]);
+      if (target < cumulative) return static_cast<int32_t>(i);
+    }
+    for (size_t i = id_logits_.size(); i-- > 0;) {  // rounding: the last token with mass
+      if (weight(id_logits_[i]) > 0.0) return static_cast<int32_t>(i);
+    }
+    return candidates_.front().id;
   }
+  double total = 0.0;
+  for (const Candidate& c : candidates_) total += weight(c.logit);
   const double target = uniform01(rng_) * total;
   double cumulative = 0.0;
   for (size_t i = 0; i < candidates_.size(); ++i) {
-    cumulative += weights_[i];
+    cumulative += weight(candidates_[i].logit);
     if (target < cumulative) return candidates_[i].id;
   }
   // Rounding can leave target just above the last partial sum: the last token with mass wins.
   for (size_t i = candidates_.size(); i-- > 0;) {
-    if (weights_[i] > 0.0) return candidates_[i].id;
+    if (weight(candidates_[i].logit) > 0.0) return candidates_[i].id;
   }
   return candidates_.front().id;
 }

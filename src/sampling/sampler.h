@@ -43,14 +43,18 @@ class Sampler {
     float logit;
   };
   void apply_penalty();
-  // Draws from candidates_ (sorted, best first, best logit `max_logit`) at the temperature.
-  int32_t draw(double max_logit);
+  // Makes candidates_[0, n) the n best in best-first order (more may get sorted).
+  void sort_prefix(size_t n);
+  // Draws at the temperature (best logit `max_logit`) from candidates_ (sorted best first), or,
+  // when `whole` (nothing was cut), from the whole vocabulary in id order (id_logits_).
+  int32_t draw(double max_logit, bool whole);
 
   SamplingParams params_;
   std::mt19937_64 rng_;
   std::deque<int32_t> recent_;
   std::vector<Candidate> candidates_;  // reused between calls
-  std::vector<double> weights_;        // reused between calls
+  std::vector<float> id_logits_;       // the candidates' logits in id order (no top-k cut)
+  size_t sorted_ = 0;                  // candidates_[0, sorted_) are in best-first order
 };
 
 }  // namespace luzao

@@ -1,6 +1,7 @@
 // Tests of the sampler chain: greedy, determinism, top-k/top-p/min-p cuts, temperature, penalty.
 #include "sampling/sampler.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -111,6 +112,82 @@ TEST(Sampler, GreedyMatchesAFirstMaximumScanOnRandomLogits) {
     ASSERT_EQ(greedy.sample(logits), want) << "trial " << trial;
   }
   EXPECT_EQ(greedy.sample(std::vector<float>{NAN, -INFINITY, NAN}), 0);  // nothing to prefer
+}
+
+// The chain written out plainly over a fully sorted vocabulary, with the sampler's RNG
+// conversion: the sampler, which sorts only the part of a large vocabulary it reads, must draw
+// the very same tokens. Sums and walks over the whole vocabulary go in id order, over a cut best
+// first.
+std::vector<int32_t> best_first(const std::vector<float>& logits) {
+  std::vector<int32_t> order(logits.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
+  });
+  return order;
+}
+
+int32_t reference_draw(const std::vector<float>& logits, const std::vector<int32_t>& order,
+                       const SamplingParams& p, std::mt19937_64& rng) {
+  const double max = logits[order[0]];
+  size_t keep = order.size();
+  if (p.top_p < 1.0f) {
+    double total = 0;
+    for (float l : logits) total += std::exp(l - max);
+    double cumulative = 0;
+    size_t n = 0;
+    while (n < keep) {
+      cumulative += std::exp(logits[order[n++]] - max);
+      if (cumulative >= p.top_p * total) break;
+    }
+    keep = n;
+  }
+  if (p.min_p > 0.0f) {
+    size_t n = 1;
+    while (n < keep && std::exp(logits[order[n]] - max) >= p.min_p) ++n;
+    keep = n;
+  }
+  const auto w = [&](float l) { return std::exp((l - max) / p.temperature); };
+  double total = 0;
+  if (keep == order.size()) {
+    for (float l : logits) total += w(l);
+  } else {
+    for (size_t i = 0; i < keep; ++i) total += w(logits[order[i]]);
+  }
+  const double target = static_cast<double>(rng() >> 11) * 0x1.0p-53 * total;
+  double cumulative = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    // Nothing cut: the walk goes through the vocabulary in id order; after a cut, best first.
+    const int32_t id = keep == order.size() ? static_cast<int32_t>(i) : order[i];
+    cumulative += w(logits[id]);
+    if (target < cumulative) return id;
+  }
+  return order[keep - 1];
+}
+
+TEST(Sampler, LargeVocabularyWithoutTopKDrawsAsAFullSortWould) {
+  std::mt19937 gen(11);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> logits(20000);
+  for (float& l : logits) l = std::round(normal(gen) * 8) / 8;  // coarse: many exact ties
+  struct Case {
+    float temperature, top_p, min_p;
+  };
+  for (const Case c : {Case{0.7f, 0.9f, 0.0f}, Case{1.0f, 1.0f, 0.0f}, Case{1.5f, 1.0f, 0.0f},
+                       Case{1.0f, 1.0f, 0.001f}, Case{0.8f, 0.5f, 0.05f}}) {
+    SamplingParams p = plain(99);
+    p.temperature = c.temperature;
+    p.top_p = c.top_p;
+    p.min_p = c.min_p;
+    Sampler sampler(p);
+    std::mt19937_64 rng(p.seed);
+    const std::vector<int32_t> order = best_first(logits);
+    for (int i = 0; i < 150; ++i) {
+      ASSERT_EQ(sampler.sample(logits), reference_draw(logits, order, p, rng))
+          << "draw " << i << " at T=" << c.temperature << " top_p=" << c.top_p
+          << " min_p=" << c.min_p;
+    }
+  }
 }
 
 TEST(Sampler, SameSeedSameSequence) {
