@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <random>
 #include <span>
@@ -98,15 +97,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 pool::DeviceSpeed probe_device(const std::string& device, const DevicesOptions& o) {
   using Clock = std::chrono::steady_clock;
   EngineOptions eo;
@@ -179,7 +169,7 @@ pool::DeviceSpeed probe_device(const std::string& device, const DevicesOptions& 
     throw;
   }
   for (int32_t s : seqs) kv.close_sequence(s);
-  speed.measured_at = utc_now();
+  speed.measured_at = pool::utc_timestamp();
   return speed;
 }
 

@@ -1,18 +1,21 @@
-// `luzao serve`: loads a model (on one device, or on every device of a pool file, one replica
-// each) and serves the OpenAI-compatible API, metrics and the web chat page until SIGINT/SIGTERM.
+// `luzao serve`: loads a model (on one device, or on a pool file's devices: every one, or with a
+// `workload` the ones the placement chooses, the others on standby) and serves the
+// OpenAI-compatible API, metrics and the web chat page until SIGINT/SIGTERM.
 #include <pthread.h>
 
 #include <algorithm>
-#include <cctype>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -20,32 +23,19 @@
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
 #include "runtime/split.h"
+#include "server/pool_placement.h"
 #include "server/replica_set.h"
 #include "server/server.h"
 
 namespace luzao::cli {
 namespace {
 
-bool vendor_excluded(const pool::PoolSpec& spec, const std::string& vendor) {
-  for (const std::string& v : spec.policy.exclude_vendors) {
-    if (v.size() == vendor.size() &&
-        std::equal(v.begin(), v.end(), vendor.begin(), [](char x, char y) {
-          return std::tolower(static_cast<unsigned char>(x)) ==
-                 std::tolower(static_cast<unsigned char>(y));
-        })) {
-      return true;
-    }
-  }
-  return false;
-}
-
 // One replica per pool device, leaving out the vendors the policy excludes.
 std::vector<server::ReplicaSpec> replicas_from_pool(const pool::PoolSpec& spec,
                                                     const std::string& file) {
   std::vector<server::ReplicaSpec> out;
-  for (const pool::PoolDevice& d : spec.devices) {
-    if (vendor_excluded(spec, d.vendor())) continue;
-    out.push_back({d.id, d.device, d.vendor(), d.price_per_hour, {}});
+  for (const pool::PoolDevice* d : server::eligible_devices(spec)) {
+    out.push_back({d->id, d->device, d->vendor(), d->price_per_hour, {}});
   }
   if (out.empty()) {
     fail(ErrorKind::kInvalidArgument,
@@ -54,6 +44,39 @@ std::vector<server::ReplicaSpec> replicas_from_pool(const pool::PoolSpec& spec,
          file);
   }
   return out;
+}
+
+// With a workload: the placement on the probed speeds (POOL.probe.json beside the pool file,
+// when there is one) decides which devices start; logged in one line.
+server::ReplicaPlanning plan_pool(const pool::PoolSpec& spec, const std::string& file,
+                                  const std::string& model, const Logger& logger) {
+  const std::filesystem::path probe_file = pool::probe_path_for(file);
+  pool::ProbeResults probe;
+  if (std::filesystem::exists(probe_file)) probe = pool::load_probe(probe_file);
+  std::vector<std::string> unprobed, other_model;
+  const std::string model_name = std::filesystem::path(model).filename().string();
+  for (const pool::PoolDevice& d : spec.devices) {
+    auto it = probe.find(d.id);
+    if (it == probe.end()) {
+      unprobed.push_back(d.id);
+    } else if (!it->second.model.empty() &&
+               std::filesystem::path(it->second.model).filename().string() != model_name) {
+      other_model.push_back(d.id);
+    }
+  }
+  if (!unprobed.empty()) {
+    logger.info(
+        "{}: no probe for {} (placement assumes default speeds; `luzao devices --probe -m "
+        "MODEL --pool {}` measures them)",
+        probe_file.string(), fmt::join(unprobed, ", "), file);
+  }
+  if (!other_model.empty()) {
+    logger.warn("{}: {} probed on another model than {}", probe_file.string(),
+                fmt::join(other_model, ", "), model_name);
+  }
+  server::ReplicaPlanning planning = server::plan_startup(spec, probe);
+  logger.info("{}", server::describe_startup(planning, spec.devices.size()));
+  return planning;
 }
 
 }  // namespace
@@ -119,8 +142,8 @@ CommandMain setup_serve(CLI::App& cmd) {
           ->check(split_syntax_error)
           ->excludes(device);
   cmd.add_option("--pool", a->pool_file,
-                 "Pool file (YAML/JSON): one replica per device, routed, with failover "
-                 "(replaces --device)")
+                 "Pool file (YAML/JSON): replicas routed, with failover (replaces --device); "
+                 "every device serves, or with a `workload` the placed ones (others standby)")
       ->check(CLI::ExistingFile)
       ->excludes(split);
   cmd.add_option("--watchdog-ms", a->watchdog_ms,
@@ -166,9 +189,11 @@ CommandMain setup_serve(CLI::App& cmd) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     std::vector<server::ReplicaSpec> specs;
+    std::optional<server::ReplicaPlanning> planning;
     if (!a->pool_file.empty()) {
       const pool::PoolSpec pool = pool::load_pool_spec(a->pool_file);
       specs = replicas_from_pool(pool, a->pool_file);
+      if (pool.workload) planning = plan_pool(pool, a->pool_file, a->model, logger);
       if (pool.max_parallel > 0) {
         options.max_sequences = pool.max_parallel;
         options.max_batch_tokens = std::max(a->batch, pool.max_parallel);
@@ -186,6 +211,7 @@ CommandMain setup_serve(CLI::App& cmd) {
     ro.scheduler.prefix_cache = !a->no_prefix_cache;
     ro.watchdog = std::chrono::milliseconds(a->watchdog_ms);
     ro.logger = logger;
+    ro.planning = std::move(planning);
     server::ReplicaSet replicas(std::move(specs), ro);
     const Engine& engine = replicas.engine();
 
@@ -210,11 +236,16 @@ CommandMain setup_serve(CLI::App& cmd) {
       logger.info("signal {}: stopping", sig);
       server.stop();
     });
+    size_t standby = 0;
+    for (const server::ReplicaReport& r : replicas.report()) {
+      if (r.health == server::ReplicaHealth::kStandby) ++standby;
+    }
     fmt::print(stderr,
                "luzao serve: {} on http://{}:{} ({} parallel, context {} tokens per sequence, {} "
-               "replica(s))\n",
+               "replica(s){})\n",
                so.model_id, a->host, server.port(), a->parallel, engine.ctx_size(),
-               replicas.size());
+               replicas.size() - standby,
+               standby > 0 ? fmt::format(", {} standby", standby) : std::string());
     std::fflush(stderr);
     std::exception_ptr failure;
     try {

@@ -3,6 +3,7 @@
 #include "pool/pool_spec.h"
 
 #include <cmath>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -262,6 +263,15 @@ PoolSpec load_pool_spec(const std::filesystem::path& path) {
   PoolSpec spec = parse_pool_spec(read_text(path, "pool file"), path.string());
   spec.source = path;
   return spec;
+}
+
+std::string utc_timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 std::filesystem::path probe_path_for(const std::filesystem::path& pool_file) {

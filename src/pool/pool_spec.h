@@ -77,6 +77,8 @@ using ProbeResults = std::map<std::string, DeviceSpeed>;  // keyed by pool devic
 
 // POOL.yaml -> POOL.probe.json (any extension is replaced).
 std::filesystem::path probe_path_for(const std::filesystem::path& pool_file);
+// The current UTC time as ISO-8601 ("2026-11-28T18:00:00Z"): probe and re-plan timestamps.
+std::string utc_timestamp();
 // Throws Error(kIo) when unreadable and Error(kBadFile) naming the file and field when malformed.
 ProbeResults load_probe(const std::filesystem::path& path);
 // Writes JSON: {"devices": {"<id>": {"device", "prefill_tps", "decode_tps", ...}}}.

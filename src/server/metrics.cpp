@@ -73,7 +73,7 @@ void render_pool(std::string& out, const PoolMetrics& pool) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   };
   family("luzao_replica_up", "gauge",
-         "1 while a replica serves, 0 once drained, embargoed or failed.");
+         "1 while a replica serves; 0 on standby, loading, drained, embargoed or failed.");
   for (const ReplicaReport& r : pool.replicas) {
     out += fmt::format(
         "luzao_replica_up{{replica=\"{}\",device=\"{}\",vendor=\"{}\",state=\"{}\"}} {}\n",

@@ -1,20 +1,21 @@
 // ReplicaSet: engines and schedulers per device, routing, withdrawal (drain, embargo, failure,
-// watchdog) and the move of in-flight requests to surviving replicas.
+// watchdog), the move of in-flight requests to surviving replicas, and (with a placement) standby
+// devices started by re-plans in a loader thread.
 #include "server/replica_set.h"
 
 #include <algorithm>
-#include <cctype>
+#include <set>
+
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 
 namespace luzao::server {
 namespace {
 
-bool same_vendor(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
+// The first line of an error message (a load failure is shown in one line).
+std::string first_line(std::string_view text) {
+  return std::string(text.substr(0, text.find('\n')));
 }
 
 // Sums the counters of every scheduler a replica has had; gauges come from the current one.
@@ -44,6 +45,10 @@ const char* replica_health_name(ReplicaHealth health) {
       return "embargoed";
     case ReplicaHealth::kFailed:
       return "failed";
+    case ReplicaHealth::kStandby:
+      return "standby";
+    case ReplicaHealth::kLoading:
+      return "loading";
   }
   return "failed";
 }
@@ -57,6 +62,8 @@ struct ReplicaSet::Replica {
   SteadyClock::time_point loaded;
   uint64_t routed = 0;
   bool restoring = false;
+  // The probe's speeds (planning only; 0: none): the router's estimate until traffic measures it.
+  double probed_prefill_tps = 0, probed_decode_tps = 0;
 
   Scheduler& current() { return *schedulers.back(); }
 };
@@ -71,8 +78,22 @@ ReplicaSet::ReplicaSet(std::vector<ReplicaSpec> specs, const ReplicaSetOptions& 
       }
     }
   }
+  const auto starts = [this](const std::string& id) {
+    if (!options_.planning) return true;
+    const std::vector<std::string>& start = options_.planning->start;
+    return std::find(start.begin(), start.end(), id) != start.end();
+  };
+  if (std::none_of(specs.begin(), specs.end(), [&](const ReplicaSpec& s) { return starts(s.id); }))
+    fail(ErrorKind::kInvalidArgument, "the placement starts none of the pool's devices");
   for (ReplicaSpec& spec : specs) {
     auto r = std::make_unique<Replica>();
+    if (!starts(spec.id)) {
+      r->health = ReplicaHealth::kStandby;
+      r->reason = "standby: not in the placement";
+      r->spec = std::move(spec);
+      replicas_.push_back(std::move(r));
+      continue;
+    }
     EngineOptions eo = options_.engine;
     eo.device = spec.device;
     try {
@@ -81,14 +102,26 @@ ReplicaSet::ReplicaSet(std::vector<ReplicaSpec> specs, const ReplicaSetOptions& 
       throw Error(e.kind(),
                   fmt::format("replica '{}' on device '{}': {}", spec.id, spec.device, e.what()));
     }
+    if (primary_ == nullptr) primary_ = r->engine.get();
     r->spec = std::move(spec);
     r->loaded = SteadyClock::now();
     replicas_.push_back(std::move(r));
   }
   for (size_t i = 0; i < replicas_.size(); ++i) {
-    replicas_[i]->schedulers.push_back(make_scheduler(i));
+    if (replicas_[i]->engine) replicas_[i]->schedulers.push_back(make_scheduler(i));
+    if (!options_.planning) continue;
+    for (const pool::PlacementDevice& d : options_.planning->problem.devices) {
+      if (d.id != replicas_[i]->spec.id) continue;
+      replicas_[i]->probed_prefill_tps = d.prefill_tps;
+      replicas_[i]->probed_decode_tps =
+          d.decode_tps_batched > 0 ? d.decode_tps_batched : d.decode_tps;
+    }
   }
   if (options_.watchdog.count() > 0) watchdog_ = std::thread([this] { watch(); });
+  if (options_.planning) {
+    plan_ = options_.planning->placement;
+    loader_ = std::thread([this] { load_standby(); });
+  }
 }
 
 ReplicaSet::~ReplicaSet() {
@@ -109,7 +142,7 @@ std::unique_ptr<Scheduler> ReplicaSet::make_scheduler(size_t index) {
 }
 
 const Engine& ReplicaSet::engine() const {
-  return *replicas_.front()->engine;
+  return *primary_;
 }
 
 size_t ReplicaSet::size() const {
@@ -138,8 +171,14 @@ std::vector<pool::ReplicaState> ReplicaSet::route_states_locked() const {
     }
     states.push_back(std::move(s));
   }
-  // A replica not measured yet is assumed as fast as the fastest measured one, so that it gets
-  // work (and a measurement) instead of the router's pessimistic defaults starving it.
+  // A replica not measured yet is taken at its probed speed (a pool file with a workload and a
+  // probe), else assumed as fast as the fastest measured one, so that it gets work (and a
+  // measurement) instead of the router's pessimistic defaults starving it.
+  for (size_t i = 0; i < states.size(); ++i) {
+    if (!states[i].available) continue;
+    if (states[i].prefill_tps == 0) states[i].prefill_tps = replicas_[i]->probed_prefill_tps;
+    if (states[i].decode_tps == 0) states[i].decode_tps = replicas_[i]->probed_decode_tps;
+  }
   double best_prefill = 0, best_decode = 0;
   for (const pool::ReplicaState& s : states) {
     best_prefill = std::max(best_prefill, s.prefill_tps);
@@ -227,7 +266,10 @@ bool ReplicaSet::fail_replica(size_t index, const std::string& reason) {
     options_.logger.warn("replica '{}' ({}) failed: {}", r.spec.id, r.spec.device, reason);
     migrants = withdraw_locked(index, ReplicaHealth::kFailed, reason);
   }
-  rehome(std::move(migrants), fmt::format("'{}' failed", replicas_[index]->spec.id));
+  const std::string trigger = fmt::format("'{}' failed", replicas_[index]->spec.id);
+  rehome(std::move(migrants), trigger);
+  std::lock_guard lock(mutex_);
+  replan_locked(trigger);
   return true;
 }
 
@@ -244,7 +286,10 @@ WithdrawStatus ReplicaSet::drain(const std::string& id, bool force) {
     migrants = withdraw_locked(static_cast<size_t>(it - replicas_.begin()), ReplicaHealth::kDrained,
                                "drained by an administrator");
   }
-  rehome(std::move(migrants), fmt::format("'{}' was drained", id));
+  const std::string trigger = fmt::format("'{}' was drained", id);
+  rehome(std::move(migrants), trigger);
+  std::lock_guard lock(mutex_);
+  replan_locked(trigger);
   return WithdrawStatus::kDone;
 }
 
@@ -272,8 +317,20 @@ WithdrawStatus ReplicaSet::embargo(const std::string& vendor, bool force,
       withdrawn.push_back(replicas_[i]->spec.id);
       for (Migrant& m : out) migrants.push_back(std::move(m));
     }
+    // Standby and loading devices of the vendor will not be started (a load in progress is
+    // discarded when it ends); they are not listed as withdrawn, having served nothing.
+    for (auto& r : replicas_) {
+      if ((r->health == ReplicaHealth::kStandby || r->health == ReplicaHealth::kLoading) &&
+          same_vendor(r->spec.vendor, vendor)) {
+        r->health = ReplicaHealth::kEmbargoed;
+        r->reason = fmt::format("vendor '{}' is embargoed", vendor);
+      }
+    }
   }
-  rehome(std::move(migrants), fmt::format("vendor '{}' was embargoed", vendor));
+  const std::string trigger = fmt::format("vendor '{}' was embargoed", vendor);
+  rehome(std::move(migrants), trigger);
+  std::lock_guard lock(mutex_);
+  replan_locked(trigger);
   return WithdrawStatus::kDone;
 }
 
@@ -321,6 +378,11 @@ std::vector<ReplicaReport> ReplicaSet::report() const {
     rep.price_per_hour = r->spec.price_per_hour;
     rep.uptime_seconds = std::chrono::duration<double>(now - r->loaded).count();
     rep.routed = r->routed;
+    if (r->schedulers.empty()) {  // standby, loading, or failed to load: nothing ran here
+      rep.uptime_seconds = 0;
+      out.push_back(std::move(rep));
+      continue;
+    }
     rep.stats = r->schedulers.back()->stats();
     SchedulerStats total = rep.stats;
     total.steps = total.step_tokens = total.prompt_tokens = total.cached_prompt_tokens = 0;
@@ -342,6 +404,133 @@ std::vector<double> ReplicaSet::resume_delays() const {
 std::vector<std::string> ReplicaSet::embargoed_vendors() const {
   std::lock_guard lock(mutex_);
   return embargoed_;
+}
+
+std::optional<PlacementReport> ReplicaSet::placement() const {
+  if (!options_.planning) return std::nullopt;
+  std::lock_guard lock(mutex_);
+  PlacementReport out;
+  out.replicas = replica_ids(plan_);
+  out.cost_per_hour = plan_.cost_per_hour;
+  out.cost_per_million_tokens = plan_.cost_per_million_tokens;
+  out.feasible = plan_.feasible;
+  out.reason = plan_.reason;
+  out.fallback = options_.planning->fallback;
+  out.replans = replans_;
+  return out;
+}
+
+void ReplicaSet::replan_locked(const std::string& trigger) {
+  if (!options_.planning || stopping_) return;
+  std::set<std::string> withdrawn;
+  std::vector<std::string> in_service;
+  for (const auto& r : replicas_) {
+    switch (r->health) {
+      case ReplicaHealth::kDrained:
+      case ReplicaHealth::kEmbargoed:
+      case ReplicaHealth::kFailed:
+        withdrawn.insert(r->spec.id);
+        break;
+      case ReplicaHealth::kServing:
+      case ReplicaHealth::kLoading:
+        in_service.push_back(r->spec.id);
+        break;
+      case ReplicaHealth::kStandby:
+        break;
+    }
+  }
+  pool::Placement next =
+      replan_serving(options_.planning->problem, plan_, in_service, withdrawn, embargoed_);
+  ReplanRecord rec;
+  rec.time = pool::utc_timestamp();
+  rec.trigger = trigger;
+  rec.replicas = replica_ids(next);
+  rec.added = next.added;
+  rec.removed = next.removed;
+  rec.feasible = next.feasible;
+  rec.reason = next.reason;
+  rec.cost_per_hour = next.cost_per_hour;
+  rec.cost_per_million_tokens = next.cost_per_million_tokens;
+  std::vector<std::string> starting, kept;
+  for (const std::string& replica : next.added) {
+    // A layer split's devices start as separate replicas (the server runs no splits).
+    for (const pool::PlannedReplica& pr : next.replicas) {
+      if (pr.id() != replica) continue;
+      for (const std::string& device : pr.device_ids) {
+        for (size_t i = 0; i < replicas_.size(); ++i) {
+          Replica& r = *replicas_[i];
+          if (r.spec.id != device || r.health != ReplicaHealth::kStandby) continue;
+          r.health = ReplicaHealth::kLoading;
+          r.reason = fmt::format("loading: started by the re-plan after {}", trigger);
+          load_queue_.push_back(i);
+          starting.push_back(device);
+        }
+      }
+    }
+  }
+  for (const std::string& replica : next.removed) {
+    if (withdrawn.contains(replica)) continue;
+    kept.push_back(replica);  // surplus by the plan, but a serving replica is never stopped here
+  }
+  options_.logger.info(
+      "re-plan after {}: {} replica(s) [{}], {:.2f}/h, {:.4f} per million tokens, {}; added [{}], "
+      "removed [{}]; starting [{}]{}",
+      trigger, next.replicas.size(), fmt::join(rec.replicas, ", "), next.cost_per_hour,
+      next.cost_per_million_tokens,
+      next.feasible ? std::string("feasible") : fmt::format("infeasible ({})", next.reason),
+      fmt::join(next.added, ", "), fmt::join(next.removed, ", "), fmt::join(starting, ", "),
+      kept.empty() ? std::string()
+                   : fmt::format("; kept serving though surplus: {}", fmt::join(kept, ", ")));
+  plan_ = std::move(next);
+  replans_.push_back(std::move(rec));
+  if (!starting.empty()) load_cv_.notify_all();
+}
+
+void ReplicaSet::load_standby() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    load_cv_.wait(lock, [this] { return stopping_ || !load_queue_.empty(); });
+    if (stopping_) return;
+    const size_t index = load_queue_.front();
+    load_queue_.erase(load_queue_.begin());
+    EngineOptions eo = options_.engine;
+    eo.device = replicas_[index]->spec.device;
+    const std::string id = replicas_[index]->spec.id;
+    lock.unlock();
+    // Loading takes time: requests keep flowing to the serving replicas meanwhile.
+    const auto t0 = SteadyClock::now();
+    std::unique_ptr<Engine> engine;
+    std::string error;
+    try {
+      engine = std::make_unique<Engine>(eo);
+    } catch (const std::exception& e) {
+      error = first_line(e.what());
+    }
+    lock.lock();
+    Replica& r = *replicas_[index];
+    if (stopping_) {
+      r.engine = std::move(engine);  // freed with the set
+      return;
+    }
+    if (!engine) {
+      if (r.health == ReplicaHealth::kLoading) {
+        r.health = ReplicaHealth::kFailed;
+        r.reason = fmt::format("cannot load the model: {}", error);
+        options_.logger.warn("replica '{}' ({}) failed to load: {}", id, eo.device, error);
+        replan_locked(fmt::format("'{}' failed to load", id));
+      }
+      continue;
+    }
+    r.engine = std::move(engine);
+    if (r.health != ReplicaHealth::kLoading) continue;  // embargoed while loading: stays out
+    r.loaded = SteadyClock::now();
+    r.schedulers.push_back(make_scheduler(index));
+    r.health = ReplicaHealth::kServing;
+    r.reason.clear();
+    options_.logger.info("replica '{}' ({}) started by the re-plan: loaded in {:.1f} s, serving",
+                         id, eo.device,
+                         std::chrono::duration<double>(SteadyClock::now() - t0).count());
+  }
 }
 
 void ReplicaSet::watch() {
@@ -380,6 +569,8 @@ void ReplicaSet::stop() {
     stopping_ = true;
   }
   watch_cv_.notify_all();
+  load_cv_.notify_all();
+  if (loader_.joinable()) loader_.join();
   if (watchdog_.joinable()) watchdog_.join();
   for (auto& r : replicas_) {
     bool ended = true;

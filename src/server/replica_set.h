@@ -1,7 +1,9 @@
 // The serving side of a device pool: one replica (Engine + Scheduler) per device, requests routed
 // among them (pool::Router: least expected completion time, prefix affinity), and devices
 // withdrawn at run time (drain, vendor embargo, backend failure, watchdog) with their in-flight
-// requests moved to surviving replicas without the client noticing.
+// requests moved to surviving replicas without the client noticing. With a placement (a pool file
+// with a workload) only the placed devices load the model; the others wait on standby, and a
+// withdrawal re-plans and starts the standby devices the new plan adds, in the background.
 #pragma once
 
 #include <atomic>
@@ -11,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +22,7 @@
 #include "pool/routing.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
+#include "server/pool_placement.h"
 
 namespace luzao::server {
 
@@ -37,10 +41,16 @@ struct ReplicaSetOptions {
   std::chrono::milliseconds watchdog{60000};
   std::chrono::milliseconds watchdog_period{100};
   Logger logger;
+  // Placement-driven serving: only the specs named in planning->start load at startup, the others
+  // are standby; a withdrawal re-plans (replan_serving) and loads the standby devices it adds.
+  // Absent: every spec loads and nothing is re-planned.
+  std::optional<ReplicaPlanning> planning;
 };
 
-enum class ReplicaHealth { kServing, kDrained, kEmbargoed, kFailed };
-const char* replica_health_name(ReplicaHealth health);  // "serving", "drained", ...
+// kStandby: in the pool, not loaded (the placement did not choose it); kLoading: a re-plan chose
+// it and its model is being loaded.
+enum class ReplicaHealth { kServing, kDrained, kEmbargoed, kFailed, kStandby, kLoading };
+const char* replica_health_name(ReplicaHealth health);  // "serving", "drained", "standby", ...
 
 // One replica as /v1/pool and /metrics show it.
 struct ReplicaReport {
@@ -59,19 +69,41 @@ struct SubmitResult {
   std::string refusal;
 };
 
+// One re-plan after a withdrawal, as /v1/pool shows it.
+struct ReplanRecord {
+  std::string time;     // ISO-8601 UTC
+  std::string trigger;  // "'gpu-a0' was drained", "vendor 'acme' was embargoed", ...
+  std::vector<std::string> replicas, added, removed;  // replica ids (pool::Placement's)
+  bool feasible = false;
+  std::string reason;
+  double cost_per_hour = 0, cost_per_million_tokens = 0;
+};
+
+// The current plan (the startup placement, or the last re-plan) and every re-plan so far.
+struct PlacementReport {
+  std::vector<std::string> replicas;
+  double cost_per_hour = 0, cost_per_million_tokens = 0;  // planned, at the stated workload
+  bool feasible = false;
+  std::string reason;
+  bool fallback = false;  // nothing was placed: every eligible device was started
+  std::vector<ReplanRecord> replans;
+};
+
 enum class WithdrawStatus { kDone, kUnknown, kLastReplica, kNotServing };
 
 class ReplicaSet {
  public:
-  // Loads the model on every spec's device (in order) and starts its scheduler and the watchdog.
-  // Throws Error naming the replica when a device cannot load the model, kInvalidArgument for
-  // no specs or duplicate ids.
+  // Loads the model on every spec's device (in order; with options.planning only those it starts)
+  // and starts its scheduler, the watchdog and (with planning) the loader thread. Throws Error
+  // naming the replica when a device cannot load the model, kInvalidArgument for no specs,
+  // duplicate ids or no spec to start.
   ReplicaSet(std::vector<ReplicaSpec> specs, const ReplicaSetOptions& options);
   ~ReplicaSet();  // stop()
   ReplicaSet(const ReplicaSet&) = delete;
   ReplicaSet& operator=(const ReplicaSet&) = delete;
 
-  // The first replica's engine: tokenizer, chat template and limits, shared by all (same model).
+  // The first loaded replica's engine: tokenizer, chat template and limits, shared by all (same
+  // model). Valid for the set's lifetime.
   const Engine& engine() const;
   size_t size() const;
 
@@ -81,7 +113,8 @@ class ReplicaSet {
 
   // Thread-safe. Withdraws replica `id` (drain) and moves its requests. kLastReplica: it is the
   // last serving one and `force` is false (nothing changes); with `force`, its requests fail with
-  // a clear error. kNotServing: already withdrawn.
+  // a clear error. kNotServing: already withdrawn, standby or loading. With planning, every
+  // withdrawal (drain, embargo, failure) re-plans once its requests have moved.
   WithdrawStatus drain(const std::string& id, bool force);
   // Thread-safe. Withdraws every serving replica of `vendor` (case-insensitive) and keeps the
   // vendor embargoed (restore() refuses its replicas). Same kLastReplica rule over the set.
@@ -101,8 +134,11 @@ class ReplicaSet {
   // Seconds from leaving a replica to the first token on the next, per moved request (copy).
   std::vector<double> resume_delays() const;
   std::vector<std::string> embargoed_vendors() const;
+  // The placement and its re-plans; empty without options.planning.
+  std::optional<PlacementReport> placement() const;
 
-  // Stops every scheduler (requests finish with kCancelled) and the watchdog. A replica stuck in
+  // Stops the loader (waiting for a load in progress), every scheduler (requests finish with
+  // kCancelled) and the watchdog. A replica stuck in
   // a hung device is abandoned after a grace period (its engine is leaked, never freed under a
   // running thread). Idempotent.
   void stop();
@@ -116,6 +152,9 @@ class ReplicaSet {
   size_t serving_count_locked() const;
   std::vector<pool::ReplicaState> route_states_locked() const;
   void watch();
+  // Re-plans after a withdrawal (mutex_ held) and queues the standby devices it adds for loading.
+  void replan_locked(const std::string& trigger);
+  void load_standby();  // the loader thread
 
   ReplicaSetOptions options_;
   pool::Router router_;
@@ -130,6 +169,13 @@ class ReplicaSet {
   std::condition_variable watch_cv_;
   bool stopping_ = false;
   std::thread watchdog_;
+  const Engine* primary_ = nullptr;  // engine(): the first engine loaded
+  // Planning (options_.planning set): the current plan, its history and the loads to do.
+  pool::Placement plan_;
+  std::vector<ReplanRecord> replans_;
+  std::vector<size_t> load_queue_;   // indices of kLoading replicas not yet picked up
+  std::condition_variable load_cv_;  // with mutex_
+  std::thread loader_;
 };
 
 }  // namespace luzao::server

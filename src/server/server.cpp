@@ -368,9 +368,34 @@ struct Server::Impl {
       const size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(delays.size())));
       return delays[std::clamp<size_t>(rank, 1, delays.size()) - 1];
     };
+    // The planned placement (`luzao serve --pool` with a workload) and its re-plans; null when
+    // every device of the pool serves.
+    json placement = nullptr;
+    if (const std::optional<PlacementReport> p = replicas.placement()) {
+      json replans = json::array();
+      for (const ReplanRecord& r : p->replans) {
+        replans.push_back({{"time", r.time},
+                           {"trigger", r.trigger},
+                           {"added", r.added},
+                           {"removed", r.removed},
+                           {"replicas", r.replicas},
+                           {"feasible", r.feasible},
+                           {"reason", r.reason.empty() ? json(nullptr) : json(r.reason)},
+                           {"cost_per_hour", r.cost_per_hour},
+                           {"cost_per_million_tokens", r.cost_per_million_tokens}});
+      }
+      placement = {{"replicas", p->replicas},
+                   {"cost_per_hour", p->cost_per_hour},
+                   {"cost_per_million_tokens", p->cost_per_million_tokens},
+                   {"feasible", p->feasible},
+                   {"reason", p->reason.empty() ? json(nullptr) : json(p->reason)},
+                   {"fallback", p->fallback},
+                   {"replans", replans}};
+    }
     return {{"object", "pool"},
             {"model", options.model_id},
             {"devices", devices},
+            {"placement", placement},
             {"embargoed_vendors", replicas.embargoed_vendors()},
             {"migrations", replicas.migrations()},
             {"lost_requests", replicas.lost_requests()},
