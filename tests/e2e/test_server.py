@@ -200,7 +200,7 @@ def test_bad_requests_get_openai_errors(server, client):
 
 def test_api_key_and_busy_queue(luzao_bin, smollm2_model):
     s = ServerProcess(luzao_bin, smollm2_model, "-t", "2", "--parallel", "1", "--queue-limit", "1",
-                      "-c", "256", "--api-key", "sesame")
+                      "-c", "4096", "--api-key", "sesame")
     try:
         assert s.get("/health")[0] == 200  # health needs no key
         wrong = openai.OpenAI(base_url=s.url + "/v1", api_key="wrong", max_retries=0)
@@ -214,16 +214,19 @@ def test_api_key_and_busy_queue(luzao_bin, smollm2_model):
         good = openai.OpenAI(base_url=s.url + "/v1", api_key="sesame", max_retries=0, timeout=120)
         assert good.models.list().data[0].id == s.model_id
 
-        # One running, one queued: the third gets 503 with Retry-After.
+        # One running, one queued: the third gets 503 with Retry-After. The two run for seconds
+        # whatever the speed: thousands of tokens drawn nearly uniformly (an end-of-text token
+        # is 1 in ~49,000 there).
         u = urlparse(s.url)
         held = []
         for _ in range(2):
             conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
             conn.request("POST", "/v1/completions", json.dumps({
-                "prompt": "Once upon a time", "max_tokens": 200, "stream": True}),
+                "prompt": "Once upon a time", "max_tokens": 4000, "stream": True,
+                "temperature": 2.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "seed": 7}),
                 {"Content-Type": "application/json", "Authorization": "Bearer sesame"})
             held.append(conn)
-            time.sleep(0.5)  # the first is admitted before the second queues
+            time.sleep(0.3)  # the first is admitted before the second queues
         status, headers, body = s.post_json("/v1/completions", {"prompt": "Hi", "max_tokens": 1},
                                             headers={"Authorization": "Bearer sesame"})
         assert_error(status, body, 503)
