@@ -14,10 +14,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "runtime/engine.h"
-#include "runtime/split.h"
 
 namespace luzao::cli {
 namespace {
@@ -241,15 +241,7 @@ CommandMain setup_bench(CLI::App& cmd) {
   cmd.add_option("-r,--repetitions", a->repetitions, "Repetitions of each test")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  CLI::Option* device = cmd.add_option("--device", a->device,
-                                       "Device: cpu, reference, opencl:N, cuda:N or <plugin>:N")
-                            ->capture_default_str();
-  cmd.add_option(
-         "--split", a->split,
-         "Split the layers over several devices, in order: DEV,DEV[,...] with DEV as for --device, "
-         "or NAME:INDEX:RATIO on every device for unequal shares (e.g. cpu:0:3,opencl:0:1)")
-      ->check(split_syntax_error)
-      ->excludes(device);
+  add_device_options(cmd, a->device, a->split);
   cmd.add_option("--cache-type", a->cache_type, "KV cache type: f16, f32 or q8_0")
       ->check(CLI::IsMember({"f16", "f32", "q8_0"}))
       ->capture_default_str();

@@ -8,10 +8,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "cli/perplexity.h"
 #include "core/error.h"
-#include "runtime/split.h"
 
 namespace luzao::cli {
 
@@ -45,15 +45,7 @@ CommandMain setup_perplexity(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("-t,--threads", a->threads, "Worker threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
-  CLI::Option* device = cmd.add_option("--device", a->device,
-                                       "Device: cpu, reference, opencl:N, cuda:N or <plugin>:N")
-                            ->capture_default_str();
-  cmd.add_option(
-         "--split", a->split,
-         "Split the layers over several devices, in order: DEV,DEV[,...] with DEV as for --device, "
-         "or NAME:INDEX:RATIO on every device for unequal shares (e.g. cpu:0:3,opencl:0:1)")
-      ->check(split_syntax_error)
-      ->excludes(device);
+  add_device_options(cmd, a->device, a->split);
   cmd.add_option("--save-logits", a->save_logits,
                  "Save the scored tokens' log-probabilities (fp16) for a later --kl-base");
   cmd.add_option(

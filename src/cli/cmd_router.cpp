@@ -1,16 +1,14 @@
 // `luzao router`: an OpenAI-compatible front for several `luzao serve` processes (health checks,
 // least-expected-completion-time routing with prefix affinity, failover) until SIGINT/SIGTERM.
-#include <pthread.h>
 
-#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "server/router.h"
 
@@ -59,34 +57,14 @@ CommandMain setup_router(CLI::App& cmd) {
     options.logger =
         Logger([](LogLevel, std::string_view line) { fmt::print(stderr, "{}\n", line); },
                a->verbose ? LogLevel::kDebug : LogLevel::kInfo);
-    // Signals go to one waiting thread; a write to a closed socket must not kill the router.
-    std::signal(SIGPIPE, SIG_IGN);
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
+    const sigset_t signals = block_stop_signals();
     server::RouterServer router(options);
     router.bind();
-    std::thread waiter([&signals, &router, &options] {
-      int sig = 0;
-      sigwait(&signals, &sig);
-      options.logger.info("signal {}: stopping", sig);
-      router.stop();
-    });
     fmt::print(stderr, "luzao router on http://{}:{} ({} backends)\n", options.host, router.port(),
                options.backends.size());
     std::fflush(stderr);
-    std::exception_ptr failure;
-    try {
-      router.listen();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter if no signal came
-    waiter.join();
-    if (failure) std::rethrow_exception(failure);
+    serve_until_signal(
+        signals, options.logger, [&router] { router.stop(); }, [&router] { router.listen(); });
     return 0;
   };
 }

@@ -10,10 +10,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "runtime/engine.h"
-#include "runtime/split.h"
 
 namespace luzao::cli {
 namespace {
@@ -37,15 +37,7 @@ struct SamplingArgs {
 
 void add_model_options(CLI::App& cmd, ModelArgs& a) {
   cmd.add_option("-m,--model", a.model, "GGUF model file")->required();
-  CLI::Option* device =
-      cmd.add_option("--device", a.device, "Device: cpu, reference, opencl:N, cuda:N or <plugin>:N")
-          ->capture_default_str();
-  cmd.add_option(
-         "--split", a.split,
-         "Split the layers over several devices, in order: DEV,DEV[,...] with DEV as for --device, "
-         "or NAME:INDEX:RATIO on every device for unequal shares (e.g. cpu:0:3,opencl:0:1)")
-      ->check(split_syntax_error)
-      ->excludes(device);
+  add_device_options(cmd, a.device, a.split);
   cmd.add_option("-t,--threads", a.threads, "Worker threads (0: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("-c,--ctx-size", a.ctx_size, "Context size in tokens (0: model's, at most 4096)")

@@ -1,10 +1,8 @@
 // `luzao serve`: loads a model (on one device, or on a pool file's devices: every one, or with a
 // `workload` the ones the placement chooses, the others on standby) and serves the
 // OpenAI-compatible API, metrics and the web chat page until SIGINT/SIGTERM.
-#include <pthread.h>
 
 #include <algorithm>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,17 +10,16 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "pool/pool_spec.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
-#include "runtime/split.h"
 #include "server/pool_placement.h"
 #include "server/replica_set.h"
 #include "server/server.h"
@@ -132,15 +129,7 @@ CommandMain setup_serve(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--api-key", a->api_key, "Require 'Authorization: Bearer KEY' on /v1/*")
       ->envname("LUZAO_API_KEY");
-  CLI::Option* device = cmd.add_option("--device", a->device,
-                                       "Device: cpu, reference, opencl:N, cuda:N or <plugin>:N")
-                            ->capture_default_str();
-  CLI::Option* split =
-      cmd.add_option("--split", a->split,
-                     "Split the layers over several devices, in order: DEV,DEV[,...] or "
-                     "NAME:INDEX:RATIO on every device (e.g. cpu:0:3,opencl:0:1)")
-          ->check(split_syntax_error)
-          ->excludes(device);
+  CLI::Option* split = add_device_options(cmd, a->device, a->split);
   cmd.add_option("--pool", a->pool_file,
                  "Pool file (YAML/JSON): replicas routed, with failover (replaces --device); "
                  "every device serves, or with a `workload` the placed ones (others standby)")
@@ -179,14 +168,7 @@ CommandMain setup_serve(CLI::App& cmd) {
       options.chat_template.assign(std::istreambuf_iterator<char>(in), {});
       if (!in && !in.eof()) fail(ErrorKind::kIo, "{}: cannot read", a->chat_template_file);
     }
-    // Signals go to one waiting thread (blocked everywhere else, inherited by every thread made
-    // from here); a write to a closed socket must not kill the server.
-    std::signal(SIGPIPE, SIG_IGN);
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    const sigset_t signals = block_stop_signals();
 
     std::vector<server::ReplicaSpec> specs;
     std::optional<server::ReplicaPlanning> planning;
@@ -230,12 +212,6 @@ CommandMain setup_serve(CLI::App& cmd) {
     server::Server server(replicas, so);
     server.bind();
 
-    std::thread waiter([&signals, &server, &logger] {
-      int sig = 0;
-      sigwait(&signals, &sig);
-      logger.info("signal {}: stopping", sig);
-      server.stop();
-    });
     size_t standby = 0;
     for (const server::ReplicaReport& r : replicas.report()) {
       if (r.health == server::ReplicaHealth::kStandby) ++standby;
@@ -247,16 +223,9 @@ CommandMain setup_serve(CLI::App& cmd) {
                replicas.size() - standby,
                standby > 0 ? fmt::format(", {} standby", standby) : std::string());
     std::fflush(stderr);
-    std::exception_ptr failure;
-    try {
-      server.listen();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter if no signal came
-    waiter.join();
+    serve_until_signal(
+        signals, logger, [&server] { server.stop(); }, [&server] { server.listen(); });
     replicas.stop();
-    if (failure) std::rethrow_exception(failure);
     return 0;
   };
 }
