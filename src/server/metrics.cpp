@@ -52,10 +52,7 @@ void Metrics::observe_request_duration(double seconds) {
   duration_.observe(seconds);
 }
 
-namespace {
-
-// A Prometheus label value: backslash, quote and newline escaped.
-std::string label(std::string_view v) {
+std::string prometheus_label(std::string_view v) {
   std::string out;
   for (char c : v) {
     if (c == '\\' || c == '"') out += '\\';
@@ -68,6 +65,8 @@ std::string label(std::string_view v) {
   return out;
 }
 
+namespace {
+
 void render_pool(std::string& out, const PoolMetrics& pool) {
   const auto family = [&out](const char* name, const char* type, const char* help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
@@ -77,14 +76,14 @@ void render_pool(std::string& out, const PoolMetrics& pool) {
   for (const ReplicaReport& r : pool.replicas) {
     out += fmt::format(
         "luzao_replica_up{{replica=\"{}\",device=\"{}\",vendor=\"{}\",state=\"{}\"}} {}\n",
-        label(r.id), label(r.device), label(r.vendor), replica_health_name(r.health),
-        r.health == ReplicaHealth::kServing ? 1 : 0);
+        prometheus_label(r.id), prometheus_label(r.device), prometheus_label(r.vendor),
+        replica_health_name(r.health), r.health == ReplicaHealth::kServing ? 1 : 0);
   }
   const auto per_replica = [&](const char* name, const char* type, const char* help,
                                auto value_of) {
     family(name, type, help);
     for (const ReplicaReport& r : pool.replicas) {
-      out += fmt::format("{}{{replica=\"{}\"}} {}\n", name, label(r.id), value_of(r));
+      out += fmt::format("{}{{replica=\"{}\"}} {}\n", name, prometheus_label(r.id), value_of(r));
     }
   };
   per_replica("luzao_replica_requests_routed_total", "counter", "New requests routed to a replica.",

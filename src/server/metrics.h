@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -14,6 +15,9 @@
 #include "server/replica_set.h"
 
 namespace luzao::server {
+
+// A Prometheus label value: backslash, quote and newline escaped.
+std::string prometheus_label(std::string_view v);
 
 // Cumulative histogram with fixed upper bounds (seconds).
 class Histogram {

@@ -1,6 +1,8 @@
 // Backend health, load accounting and measured speed for `luzao router`; its Prometheus metrics.
 #include "server/router_backends.h"
 
+#include "server/metrics.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -15,19 +17,6 @@ namespace {
 constexpr double kSmoothing = 0.3;
 // Shortest interval a throughput sample may cover (shorter ones are merged into the next).
 constexpr double kMinSampleSeconds = 0.5;
-
-std::string label_escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -341,7 +330,7 @@ std::string RouterMetrics::render(const BackendSet& backends) const {
         "status.\n# TYPE luzao_router_requests_total counter\n";
     for (const auto& [key, n] : requests_) {
       out += fmt::format("luzao_router_requests_total{{endpoint=\"{}\",status=\"{}\"}} {}\n",
-                         label_escape(key.first), key.second, n);
+                         prometheus_label(key.first), key.second, n);
     }
     counter("luzao_router_retries_total", "Requests re-sent to another backend (any reason).",
             retries_);
@@ -405,7 +394,7 @@ std::string RouterMetrics::render(const BackendSet& backends) const {
   for (const Series& s : kSeries) {
     out += fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n", s.name, s.help, s.type);
     for (const BackendView& v : views)
-      out += fmt::format("{}{{backend=\"{}\"}} {}\n", s.name, label_escape(v.url), s.value(v));
+      out += fmt::format("{}{{backend=\"{}\"}} {}\n", s.name, prometheus_label(v.url), s.value(v));
   }
   return out;
 }
