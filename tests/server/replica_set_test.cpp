@@ -116,8 +116,12 @@ TEST_F(ReplicaSetTest, EvacuatedRequestsContinueExactlyOnAnotherScheduler) {
   Scheduler* a_ptr = nullptr;
   std::atomic<int> steps{0};
   std::atomic<int> moved{0};
+  std::atomic<bool> submitted{false};
   SchedulerOptions ao{.max_sequences = 4};
   ao.before_decode = [&] {
+    // No step before every request is in: on a busy machine A could otherwise reach its fault
+    // (and refuse the rest) while the test is still submitting.
+    while (!submitted.load()) std::this_thread::yield();
     if (++steps == 4) throw Error(ErrorKind::kIo, "injected: device lost");
   };
   ao.on_fault = [&](const std::string& error) {
@@ -131,6 +135,7 @@ TEST_F(ReplicaSetTest, EvacuatedRequestsContinueExactlyOnAnotherScheduler) {
   a_ptr = &a;
   std::vector<std::shared_ptr<GenerationStream>> streams;
   for (const auto& r : requests) streams.push_back(a.submit(r));
+  submitted = true;
   for (size_t i = 0; i < streams.size(); ++i) {
     const Outcome o = collect(*streams[i]);
     EXPECT_EQ(o.text, expected[i]) << "request " << i;
