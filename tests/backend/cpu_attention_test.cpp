@@ -138,4 +138,88 @@ TEST(CpuAttention, LongContextsMatchLlamaCppArithmetic) {
 }
 
 }  // namespace
+
+// A decode batch (one query row per sequence) goes through the cpu's row kernel, rows of one
+// sequence through its block kernel. Both must give the same bits for the same query: the same
+// batch is run once with every query alone in its sequence and once with every query doubled
+// into a two-row block. Head sizes and group sizes cover query heads split over several passes of
+// the row kernel (its 16-register budget), lengths cover partial key chunks and pages, and F16
+// results are checked against the double model above as well.
+TEST(CpuAttention, DecodeRowsMatchPrefillBlocksBitForBit) {
+  std::mt19937 rng(5);
+  auto cpu = open_device("cpu", DeviceOptions{.threads = 2});
+  auto s = cpu->create_stream();
+  constexpr int kPage = 16;
+  for (const DType pool : {DType::kF16, DType::kQ8_0}) {
+    for (const Case& c : {Case{64, 3, 3, 200, pool}, Case{64, 2, 7, 40, pool},
+                          Case{128, 2, 4, 70, pool}, Case{256, 1, 2, 33, pool},
+                          Case{96, 2, 3, 50, pool}, Case{32, 1, 8, 17, pool}}) {
+      SCOPED_TRACE(fmt::format("head_dim={} kv={} group={} len={} {}", c.head_dim, c.n_kv,
+                               c.group, c.len, dtype_name(c.pool)));
+      const int heads = c.n_kv * c.group, hd = c.head_dim, kv_cols = c.n_kv * hd;
+      const int n_pages = (c.len + kPage - 1) / kPage;
+      std::vector<int32_t> pages(static_cast<size_t>(n_pages));
+      std::iota(pages.rbegin(), pages.rend(), 0);
+      std::vector<int32_t> rows(static_cast<size_t>(c.len));
+      for (int t = 0; t < c.len; ++t) rows[t] = pages[t / kPage] * kPage + t % kPage;
+      const std::vector<float> k = random_floats(rng, static_cast<size_t>(c.len) * kv_cols, -2, 2);
+      const std::vector<float> v = random_floats(rng, static_cast<size_t>(c.len) * kv_cols, -2, 2);
+      auto kpool = make_tensor(*cpu, c.pool, n_pages * kPage, kv_cols, nullptr);
+      auto vpool = make_tensor(*cpu, c.pool, n_pages * kPage, kv_cols, nullptr);
+      auto ksrc = make_f32(*cpu, c.len, kv_cols, k);
+      auto vsrc = make_f32(*cpu, c.len, kv_cols, v);
+      s->set_rows(ksrc.view, rows, kpool.view);
+      s->set_rows(vsrc.view, rows, vpool.view);
+      // Positions: the first key, the end of a page, partial chunks, the last key.
+      std::vector<int32_t> positions = {0, std::min(15, c.len - 1), c.len / 2, c.len - 1};
+      const auto n = static_cast<int64_t>(positions.size());
+      // Every sequence has the same pages (a shared prompt).
+      std::vector<int32_t> table;
+      for (int64_t i = 0; i < n; ++i) table.insert(table.end(), pages.begin(), pages.end());
+      const std::vector<float> q =
+          random_floats(rng, static_cast<size_t>(n) * heads * hd, -2, 2);
+      const auto run = [&](int copies) {
+        std::vector<int32_t> seq, pos;
+        std::vector<float> rows_q;
+        for (int64_t i = 0; i < n; ++i) {
+          for (int r = 0; r < copies; ++r) {
+            seq.push_back(static_cast<int32_t>(i));
+            pos.push_back(positions[i]);
+            rows_q.insert(rows_q.end(), q.begin() + i * heads * hd,
+                          q.begin() + (i + 1) * heads * hd);
+          }
+        }
+        const AttentionParams p{.n_heads = heads,
+                                .n_kv_heads = c.n_kv,
+                                .head_dim = hd,
+                                .page_size = kPage,
+                                .max_blocks = n_pages,
+                                .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
+                                .token_seq = seq,
+                                .token_pos = pos,
+                                .block_table = table};
+        auto qt = make_f32(*cpu, n * copies, heads * hd, rows_q);
+        auto out = make_f32(*cpu, n * copies, heads * hd, {});
+        s->attention(qt.view, kpool.view, vpool.view, p, out.view);
+        const std::vector<float> all = read_f32(*cpu, out);
+        std::vector<float> first;  // the first copy of each query
+        for (int64_t i = 0; i < n; ++i) {
+          const auto at = all.begin() + i * copies * heads * hd;
+          first.insert(first.end(), at, at + heads * hd);
+        }
+        return first;
+      };
+      const std::vector<float> decode = run(1), block = run(2);
+      ASSERT_EQ(decode.size(), block.size());
+      size_t differ = 0;
+      for (size_t i = 0; i < decode.size(); ++i) differ += decode[i] != block[i];
+      EXPECT_EQ(differ, 0u) << "of " << decode.size();
+      if (c.pool == DType::kF16) {
+        const std::vector<float> want = expected(c, q, k, v, positions, true);
+        EXPECT_LT(nmse(decode, want), 1e-9);
+      }
+    }
+  }
+}
+
 }  // namespace luzao
