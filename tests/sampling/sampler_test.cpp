@@ -98,8 +98,9 @@ TEST(Sampler, GreedyMatchesAFirstMaximumScanOnRandomLogits) {
   Sampler greedy(p);
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> level(-4, 4);  // few values: many ties
-  for (int trial = 0; trial < 500; ++trial) {
-    std::vector<float> logits(1 + trial % 97);
+  for (int trial = 0; trial < 520; ++trial) {
+    // Short vocabularies, then a few of a real model's size.
+    std::vector<float> logits(trial < 500 ? 1 + trial % 97 : 49152 + trial % 17);
     for (float& v : logits) v = level(rng) == 4 ? NAN : static_cast<float>(level(rng));
     int32_t want = 0;
     float best = -INFINITY;
