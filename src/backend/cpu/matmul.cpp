@@ -93,12 +93,14 @@ struct GemmJob {
   }
 };
 
-// Decoding (every job's tokens in one tile): the row units of all jobs handed out in a few
+// Decoding (every job's tokens in one tile): the row units of all jobs handed out in two
 // chunks per thread, so that a thread the OS has descheduled leaves its share to the others.
+// Not more: each thread then streams long runs of rows, and an 8-sequence step was 8% faster
+// than with four chunks per thread.
 void run_decode(CpuContext& ctx, std::span<const GemmJob> jobs) {
   int64_t total = 0;
   for (const GemmJob& j : jobs) total += j.units();
-  const int64_t grain = std::max<int64_t>(1, total / (4 * ctx.pool.size()));
+  const int64_t grain = std::max<int64_t>(1, total / (2 * ctx.pool.size()));
   ctx.pool.parallel_for_dynamic(total, grain, [&](int64_t begin, int64_t end, int thread) {
     int64_t first = 0;  // the first unit of job j
     for (const GemmJob& j : jobs) {
