@@ -78,19 +78,23 @@ TEST(CpuPackedMatmul, SameBitsForAnyBatchSplitAndThreadCount) {
   auto cpu2 = open_device("cpu", DeviceOptions{.threads = 2});
   for (DType t :
        {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ8_0, DType::kQ6_K, DType::kF16}) {
-    SCOPED_TRACE(std::string(dtype_name(t)));
-    const int64_t k = dtype_info(t).block_size == 256 ? 512 : 576, m = 67, n = 21;
-    const std::vector<uint8_t> w = quantized(t, m, k, rng);
-    const std::vector<float> x = random_floats(rng, static_cast<size_t>(n * k));
-    const std::vector<float> all1 = mapped_matmul(*cpu1, t, w, m, k, x, n);
-    const std::vector<float> all2 = mapped_matmul(*cpu2, t, w, m, k, x, n);
-    EXPECT_EQ(all1, all2);
-    // Token by token (the decode path) gives the batch's bits.
-    for (int64_t j = 0; j < n; j += 5) {
-      const std::vector<float> xj(x.begin() + j * k, x.begin() + (j + 1) * k);
-      const std::vector<float> one = mapped_matmul(*cpu2, t, w, m, k, xj, 1);
-      EXPECT_EQ(one, std::vector<float>(all2.begin() + j * m, all2.begin() + (j + 1) * m))
-          << "token " << j;
+    // Batches on either side of the largest one that runs as decode (row chunks per thread)
+    // rather than as prefill (row x token tasks).
+    for (const int64_t n : {21, 64, 65}) {
+      SCOPED_TRACE(fmt::format("{} n={}", dtype_name(t), n));
+      const int64_t k = dtype_info(t).block_size == 256 ? 512 : 576, m = 67;
+      const std::vector<uint8_t> w = quantized(t, m, k, rng);
+      const std::vector<float> x = random_floats(rng, static_cast<size_t>(n * k));
+      const std::vector<float> all1 = mapped_matmul(*cpu1, t, w, m, k, x, n);
+      const std::vector<float> all2 = mapped_matmul(*cpu2, t, w, m, k, x, n);
+      EXPECT_EQ(all1, all2);
+      // Token by token (the decode path) gives the batch's bits.
+      for (int64_t j = 0; j < n; j += 5) {
+        const std::vector<float> xj(x.begin() + j * k, x.begin() + (j + 1) * k);
+        const std::vector<float> one = mapped_matmul(*cpu2, t, w, m, k, xj, 1);
+        EXPECT_EQ(one, std::vector<float>(all2.begin() + j * m, all2.begin() + (j + 1) * m))
+            << "token " << j;
+      }
     }
   }
 }
