@@ -151,11 +151,11 @@ TEST(CpuAttention, DecodeRowsMatchPrefillBlocksBitForBit) {
   auto s = cpu->create_stream();
   constexpr int kPage = 16;
   for (const DType pool : {DType::kF16, DType::kQ8_0}) {
-    for (const Case& c : {Case{64, 3, 3, 200, pool}, Case{64, 2, 7, 40, pool},
-                          Case{128, 2, 4, 70, pool}, Case{256, 1, 2, 33, pool},
-                          Case{96, 2, 3, 50, pool}, Case{32, 1, 8, 17, pool}}) {
-      SCOPED_TRACE(fmt::format("head_dim={} kv={} group={} len={} {}", c.head_dim, c.n_kv,
-                               c.group, c.len, dtype_name(c.pool)));
+    for (const Case& c :
+         {Case{64, 3, 3, 200, pool}, Case{64, 2, 7, 40, pool}, Case{128, 2, 4, 70, pool},
+          Case{256, 1, 2, 33, pool}, Case{96, 2, 3, 50, pool}, Case{32, 1, 8, 17, pool}}) {
+      SCOPED_TRACE(fmt::format("head_dim={} kv={} group={} len={} {}", c.head_dim, c.n_kv, c.group,
+                               c.len, dtype_name(c.pool)));
       const int heads = c.n_kv * c.group, hd = c.head_dim, kv_cols = c.n_kv * hd;
       const int n_pages = (c.len + kPage - 1) / kPage;
       std::vector<int32_t> pages(static_cast<size_t>(n_pages));
@@ -176,8 +176,7 @@ TEST(CpuAttention, DecodeRowsMatchPrefillBlocksBitForBit) {
       // Every sequence has the same pages (a shared prompt).
       std::vector<int32_t> table;
       for (int64_t i = 0; i < n; ++i) table.insert(table.end(), pages.begin(), pages.end());
-      const std::vector<float> q =
-          random_floats(rng, static_cast<size_t>(n) * heads * hd, -2, 2);
+      const std::vector<float> q = random_floats(rng, static_cast<size_t>(n) * heads * hd, -2, 2);
       const auto run = [&](int copies) {
         std::vector<int32_t> seq, pos;
         std::vector<float> rows_q;

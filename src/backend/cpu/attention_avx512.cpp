@@ -98,9 +98,9 @@ class RowPrefetcher {
     for (until = std::min(until, 2 * n_keys_); fetched_ < until; ++fetched_) {
       const bool is_v = fetched_ >= n_keys_;
       const HostView& pool = is_v ? a_.v : a_.k;
-      const char* base = reinterpret_cast<const char*>(
-                             pool.row(rows_(is_v ? fetched_ - n_keys_ : fetched_))) +
-                         start;
+      const char* base =
+          reinterpret_cast<const char*>(pool.row(rows_(is_v ? fetched_ - n_keys_ : fetched_))) +
+          start;
       for (size_t b = 0; b < kBytes; b += 64) _mm_prefetch(base + b, _MM_HINT_T0);
       _mm_prefetch(base + kBytes - 1, _MM_HINT_T0);
     }
@@ -117,16 +117,16 @@ class RowPrefetcher {
 };
 
 // Rows rows16[j] (-1: none, zeros) of an F16 or Q8_0 pool, elements first.., widened into
-// dst[16][hd].
+// dst[16][kHd].
 template <int kChunks, bool kQ8>
 LUZAO_AVX512_INLINE void load_chunk(const HostView& pool, const int64_t* rows16, size_t first,
                                     float* dst) {
-  constexpr int hd = 16 * kChunks;
+  constexpr int kHd = 16 * kChunks;
   for (int j = 0; j < 16; ++j) {
     for (int c = 0; c < kChunks; ++c) {
-      const __m512 v = rows16[j] >= 0 ? load_16<kQ8>(pool.row(rows16[j]), first + 16 * c)
-                                      : _mm512_setzero_ps();
-      _mm512_storeu_ps(dst + j * hd + 16 * c, v);
+      const __m512 v =
+          rows16[j] >= 0 ? load_16<kQ8>(pool.row(rows16[j]), first + 16 * c) : _mm512_setzero_ps();
+      _mm512_storeu_ps(dst + j * kHd + 16 * c, v);
     }
   }
 }
@@ -174,23 +174,23 @@ template <int kChunks, bool kQ8>  // head_dim / 16; pools in Q8_0 (else F16)
 LUZAO_AVX512 void attend_block(const AttentionArgs& a, const AttentionParams& p,
                                const int32_t* pages, int64_t row0, int rows, int kvh,
                                Scratch& scratch) {
-  constexpr int hd = 16 * kChunks;
+  constexpr int kHd = 16 * kChunks;
   const int group = p.n_heads / p.n_kv_heads;
   const int nq = rows * group;
   int32_t max_pos = 0;
   for (int i = 0; i < rows; ++i) max_pos = std::max(max_pos, p.token_pos[row0 + i]);
   const int32_t n_keys = max_pos + 1;
   const size_t stride = (static_cast<size_t>(n_keys) + 15) / 16 * 16;  // probs per query
-  // Scratch: K/V chunk [16][hd] F32, then probs [nq][stride].
-  float* kv32 = scratch.get_as<float>(16 * hd + static_cast<size_t>(nq) * stride);
-  float* probs = kv32 + 16 * hd;
-  const size_t off = static_cast<size_t>(kvh) * hd;  // first element of the head
+  // Scratch: K/V chunk [16][kHd] F32, then probs [nq][stride].
+  float* kv32 = scratch.get_as<float>(16 * kHd + static_cast<size_t>(nq) * stride);
+  float* probs = kv32 + 16 * kHd;
+  const size_t off = static_cast<size_t>(kvh) * kHd;  // first element of the head
   const PagedRows pool_row(pages, p.page_size);
   const auto query = [&](int i) {  // query i: row i / group, head kvh * group + i % group
-    return a.q.f32(row0 + i / group) + static_cast<int64_t>(kvh * group + i % group) * hd;
+    return a.q.f32(row0 + i / group) + static_cast<int64_t>(kvh * group + i % group) * kHd;
   };
   const auto output = [&](int i) {
-    return a.out.f32(row0 + i / group) + static_cast<int64_t>(kvh * group + i % group) * hd;
+    return a.out.f32(row0 + i / group) + static_cast<int64_t>(kvh * group + i % group) * kHd;
   };
   const auto pos_of = [&](int i) { return p.token_pos[row0 + i / group]; };
   const auto chunk_rows = [&](int32_t t0, int64_t* out_rows) {
@@ -212,9 +212,9 @@ LUZAO_AVX512 void attend_block(const AttentionArgs& a, const AttentionParams& p,
       for (int c = 0; c < kChunks; ++c) qv[c] = load_query16<kQ8>(q + 16 * c);
       __m512 acc[16];
       for (int j = 0; j < 16; ++j) {
-        __m512 sum = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kv32 + j * hd));
+        __m512 sum = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kv32 + j * kHd));
         for (int c = 1; c < kChunks; ++c) {
-          sum = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kv32 + j * hd + 16 * c), sum);
+          sum = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kv32 + j * kHd + 16 * c), sum);
         }
         acc[j] = sum;
       }
@@ -245,7 +245,7 @@ LUZAO_AVX512 void attend_block(const AttentionArgs& a, const AttentionParams& p,
       for (int j = 0; j < keys; ++j) {
         const __m512 pj = _mm512_set1_ps(pr[j]);
         for (int c = 0; c < kChunks; ++c) {
-          acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(kv32 + j * hd + 16 * c), acc[c]);
+          acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(kv32 + j * kHd + 16 * c), acc[c]);
         }
       }
       for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(o + 16 * c, acc[c]);
@@ -263,22 +263,21 @@ constexpr int kRowRegisters = 16;
 // arithmetic as attend_block: per-key F32 dot products in the same order, the same softmax, V
 // accumulated key by key.
 template <int kChunks, int NQ, bool kQ8>
-LUZAO_AVX512 void attend_row(const AttentionArgs& a, const AttentionParams& p,
-                             const int32_t* pages, int64_t row, int kvh, int head0,
-                             Scratch& scratch) {
+LUZAO_AVX512 void attend_row(const AttentionArgs& a, const AttentionParams& p, const int32_t* pages,
+                             int64_t row, int kvh, int head0, Scratch& scratch) {
   static_assert(NQ * kChunks <= kRowRegisters);
-  constexpr int hd = 16 * kChunks;
+  constexpr int kHd = 16 * kChunks;
   const int32_t n_keys = p.token_pos[row] + 1;
   const size_t stride = (static_cast<size_t>(n_keys) + 15) / 16 * 16;  // probs per query
   // Scratch: per-key partial sums [NQ][16][16], then probs [NQ][stride].
   float* partial = scratch.get_as<float>(NQ * 256 + NQ * stride);
   float* probs = partial + NQ * 256;
-  const size_t off = static_cast<size_t>(kvh) * hd;
+  const size_t off = static_cast<size_t>(kvh) * kHd;
   const PagedRows pool_row(pages, p.page_size);
   RowPrefetcher<kChunks, kQ8> prefetch(a, pool_row, n_keys, off);
   __m512 qv[NQ][kChunks];
   for (int q = 0; q < NQ; ++q) {
-    const float* src = a.q.f32(row) + static_cast<int64_t>(head0 + q) * hd;
+    const float* src = a.q.f32(row) + static_cast<int64_t>(head0 + q) * kHd;
     for (int c = 0; c < kChunks; ++c) qv[q][c] = load_query16<kQ8>(src + 16 * c);
   }
 
@@ -328,15 +327,15 @@ LUZAO_AVX512 void attend_row(const AttentionArgs& a, const AttentionParams& p,
     }
   }
   for (int q = 0; q < NQ; ++q) {
-    float* o = a.out.f32(row) + static_cast<int64_t>(head0 + q) * hd;
+    float* o = a.out.f32(row) + static_cast<int64_t>(head0 + q) * kHd;
     for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(o + 16 * c, acc[q][c]);
   }
 }
 
 using AttendFn = void (*)(const AttentionArgs&, const AttentionParams&, const int32_t*, int64_t,
                           int, int, Scratch&);
-using AttendRowFn = void (*)(const AttentionArgs&, const AttentionParams&, const int32_t*,
-                             int64_t, int, int, Scratch&);
+using AttendRowFn = void (*)(const AttentionArgs&, const AttentionParams&, const int32_t*, int64_t,
+                             int, int, Scratch&);
 
 // The kernels of one head size: attend_block, and attend_row for 1..kRowRegisters / kChunks
 // query heads at once.
