@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <span>
 #include <vector>
 
 #include <fmt/format.h>
@@ -78,49 +79,70 @@ std::vector<float> expected(const Case& c, const std::vector<float>& q, const st
   return out;
 }
 
+constexpr int kPage = 16;
+
+// One sequence of c.len tokens with random K and V, written (set_rows) into pools of c.pool on the
+// cpu in 16-token pages handed out in reverse order, so that the page table matters.
+struct PagedSequence {
+  int n_pages = 0;
+  std::vector<int32_t> pages;  // page of tokens [16i, 16i + 16)
+  std::vector<float> k, v;     // [len][n_kv * head_dim]
+  test::DeviceTensor kpool, vpool;
+
+  PagedSequence(Device& dev, Stream& s, const Case& c, std::mt19937& rng)
+      : n_pages((c.len + kPage - 1) / kPage), pages(static_cast<size_t>(n_pages)) {
+    const int kv_cols = c.n_kv * c.head_dim;
+    std::iota(pages.rbegin(), pages.rend(), 0);
+    std::vector<int32_t> rows(static_cast<size_t>(c.len));
+    for (int t = 0; t < c.len; ++t) rows[t] = pages[t / kPage] * kPage + t % kPage;
+    k = random_floats(rng, static_cast<size_t>(c.len) * kv_cols, -2, 2);
+    v = random_floats(rng, static_cast<size_t>(c.len) * kv_cols, -2, 2);
+    kpool = make_tensor(dev, c.pool, n_pages * kPage, kv_cols, nullptr);
+    vpool = make_tensor(dev, c.pool, n_pages * kPage, kv_cols, nullptr);
+    auto ksrc = make_f32(dev, c.len, kv_cols, k);
+    auto vsrc = make_f32(dev, c.len, kv_cols, v);
+    s.set_rows(ksrc.view, rows, kpool.view);
+    s.set_rows(vsrc.view, rows, vpool.view);
+    s.synchronize();
+  }
+
+  // Attention of query rows (sequence, position) over pages `table` ([sequences][n_pages]).
+  AttentionParams params(const Case& c, std::span<const int32_t> seq, std::span<const int32_t> pos,
+                         std::span<const int32_t> table) const {
+    return {.n_heads = c.n_kv * c.group,
+            .n_kv_heads = c.n_kv,
+            .head_dim = c.head_dim,
+            .page_size = kPage,
+            .max_blocks = n_pages,
+            .scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim)),
+            .token_seq = seq,
+            .token_pos = pos,
+            .block_table = table};
+  }
+};
+
 TEST(CpuAttention, LongContextsMatchLlamaCppArithmetic) {
   std::mt19937 rng(77);
   auto cpu = open_device("cpu", DeviceOptions{.threads = 2});
   auto s = cpu->create_stream();
-  constexpr int kPage = 16;
   for (const Case& c : {Case{64, 3, 3, 517, DType::kF16}, Case{128, 2, 7, 200, DType::kF16},
                         Case{80, 1, 2, 33, DType::kF16}, Case{64, 2, 1, 16, DType::kF16},
                         Case{40, 2, 2, 70, DType::kF16}, Case{64, 3, 3, 300, DType::kF32}}) {
     SCOPED_TRACE(fmt::format("head_dim={} kv={} group={} len={} {}", c.head_dim, c.n_kv, c.group,
                              c.len, dtype_name(c.pool)));
-    const int heads = c.n_kv * c.group, hd = c.head_dim, kv_cols = c.n_kv * hd;
-    const int n_pages = (c.len + kPage - 1) / kPage;
-    // Pages in reverse order, so that the page table matters.
-    std::vector<int32_t> table(static_cast<size_t>(n_pages));
-    std::iota(table.rbegin(), table.rend(), 0);
-    std::vector<int32_t> rows(static_cast<size_t>(c.len));
-    for (int t = 0; t < c.len; ++t) rows[t] = table[t / kPage] * kPage + t % kPage;
-    const std::vector<float> k = random_floats(rng, static_cast<size_t>(c.len) * kv_cols, -2, 2);
-    const std::vector<float> v = random_floats(rng, static_cast<size_t>(c.len) * kv_cols, -2, 2);
+    const int heads = c.n_kv * c.group, hd = c.head_dim;
+    const PagedSequence kv(*cpu, *s, c, rng);
+    const std::vector<float>&k = kv.k, &v = kv.v;
     std::vector<int32_t> positions = {0, c.len / 2, c.len - 1};
     if (c.len > 20) positions.insert(positions.end(), {15, 16, 17});
     const std::vector<int32_t> seq(positions.size(), 0);
     const std::vector<float> q =
         random_floats(rng, positions.size() * static_cast<size_t>(heads * hd), -2, 2);
-    const AttentionParams p{.n_heads = heads,
-                            .n_kv_heads = c.n_kv,
-                            .head_dim = hd,
-                            .page_size = kPage,
-                            .max_blocks = n_pages,
-                            .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
-                            .token_seq = seq,
-                            .token_pos = positions,
-                            .block_table = table};
-    auto kpool = make_tensor(*cpu, c.pool, n_pages * kPage, kv_cols, nullptr);
-    auto vpool = make_tensor(*cpu, c.pool, n_pages * kPage, kv_cols, nullptr);
-    auto ksrc = make_f32(*cpu, c.len, kv_cols, k);
-    auto vsrc = make_f32(*cpu, c.len, kv_cols, v);
-    s->set_rows(ksrc.view, rows, kpool.view);
-    s->set_rows(vsrc.view, rows, vpool.view);
+    const AttentionParams p = kv.params(c, seq, positions, kv.pages);
     const auto nq = static_cast<int64_t>(positions.size());
     auto qt = make_f32(*cpu, nq, heads * hd, q);
     auto out = make_f32(*cpu, nq, heads * hd, {});
-    s->attention(qt.view, kpool.view, vpool.view, p, out.view);
+    s->attention(qt.view, kv.kpool.view, kv.vpool.view, p, out.view);
     const std::vector<float> got = read_f32(*cpu, out);
     const std::vector<float> want = expected(c, q, k, v, positions, true);
     double worst = 0;
@@ -149,33 +171,20 @@ TEST(CpuAttention, DecodeRowsMatchPrefillBlocksBitForBit) {
   std::mt19937 rng(5);
   auto cpu = open_device("cpu", DeviceOptions{.threads = 2});
   auto s = cpu->create_stream();
-  constexpr int kPage = 16;
   for (const DType pool : {DType::kF16, DType::kQ8_0}) {
     for (const Case& c :
          {Case{64, 3, 3, 200, pool}, Case{64, 2, 7, 40, pool}, Case{128, 2, 4, 70, pool},
           Case{256, 1, 2, 33, pool}, Case{96, 2, 3, 50, pool}, Case{32, 1, 8, 17, pool}}) {
       SCOPED_TRACE(fmt::format("head_dim={} kv={} group={} len={} {}", c.head_dim, c.n_kv, c.group,
                                c.len, dtype_name(c.pool)));
-      const int heads = c.n_kv * c.group, hd = c.head_dim, kv_cols = c.n_kv * hd;
-      const int n_pages = (c.len + kPage - 1) / kPage;
-      std::vector<int32_t> pages(static_cast<size_t>(n_pages));
-      std::iota(pages.rbegin(), pages.rend(), 0);
-      std::vector<int32_t> rows(static_cast<size_t>(c.len));
-      for (int t = 0; t < c.len; ++t) rows[t] = pages[t / kPage] * kPage + t % kPage;
-      const std::vector<float> k = random_floats(rng, static_cast<size_t>(c.len) * kv_cols, -2, 2);
-      const std::vector<float> v = random_floats(rng, static_cast<size_t>(c.len) * kv_cols, -2, 2);
-      auto kpool = make_tensor(*cpu, c.pool, n_pages * kPage, kv_cols, nullptr);
-      auto vpool = make_tensor(*cpu, c.pool, n_pages * kPage, kv_cols, nullptr);
-      auto ksrc = make_f32(*cpu, c.len, kv_cols, k);
-      auto vsrc = make_f32(*cpu, c.len, kv_cols, v);
-      s->set_rows(ksrc.view, rows, kpool.view);
-      s->set_rows(vsrc.view, rows, vpool.view);
+      const int heads = c.n_kv * c.group, hd = c.head_dim;
+      const PagedSequence kv(*cpu, *s, c, rng);
       // Positions: the first key, the end of a page, partial chunks, the last key.
       std::vector<int32_t> positions = {0, std::min(15, c.len - 1), c.len / 2, c.len - 1};
       const auto n = static_cast<int64_t>(positions.size());
       // Every sequence has the same pages (a shared prompt).
       std::vector<int32_t> table;
-      for (int64_t i = 0; i < n; ++i) table.insert(table.end(), pages.begin(), pages.end());
+      for (int64_t i = 0; i < n; ++i) table.insert(table.end(), kv.pages.begin(), kv.pages.end());
       const std::vector<float> q = random_floats(rng, static_cast<size_t>(n) * heads * hd, -2, 2);
       const auto run = [&](int copies) {
         std::vector<int32_t> seq, pos;
@@ -188,18 +197,10 @@ TEST(CpuAttention, DecodeRowsMatchPrefillBlocksBitForBit) {
                           q.begin() + (i + 1) * heads * hd);
           }
         }
-        const AttentionParams p{.n_heads = heads,
-                                .n_kv_heads = c.n_kv,
-                                .head_dim = hd,
-                                .page_size = kPage,
-                                .max_blocks = n_pages,
-                                .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
-                                .token_seq = seq,
-                                .token_pos = pos,
-                                .block_table = table};
+        const AttentionParams p = kv.params(c, seq, pos, table);
         auto qt = make_f32(*cpu, n * copies, heads * hd, rows_q);
         auto out = make_f32(*cpu, n * copies, heads * hd, {});
-        s->attention(qt.view, kpool.view, vpool.view, p, out.view);
+        s->attention(qt.view, kv.kpool.view, kv.vpool.view, p, out.view);
         const std::vector<float> all = read_f32(*cpu, out);
         std::vector<float> first;  // the first copy of each query
         for (int64_t i = 0; i < n; ++i) {
@@ -214,7 +215,7 @@ TEST(CpuAttention, DecodeRowsMatchPrefillBlocksBitForBit) {
       for (size_t i = 0; i < decode.size(); ++i) differ += decode[i] != block[i];
       EXPECT_EQ(differ, 0u) << "of " << decode.size();
       if (c.pool == DType::kF16) {
-        const std::vector<float> want = expected(c, q, k, v, positions, true);
+        const std::vector<float> want = expected(c, q, kv.k, kv.v, positions, true);
         EXPECT_LT(nmse(decode, want), 1e-9);
       }
     }
