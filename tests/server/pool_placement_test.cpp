@@ -10,34 +10,18 @@
 #include <vector>
 
 #include "core/error.h"
+#include "three_vendor_pool.h"
 
 namespace luzao::server {
 namespace {
 
 using Ids = std::vector<std::string>;
 
-// Three devices of three vendors with equal measured speeds: prefill 1000 t/s, decode 100 t/s,
-// batched 200 t/s. For 50 prompt + 40 output tokens a replica is busy s = 50/1000 + 40/200 =
-// 0.25 s per request and takes lambda_max = 0.8 / 0.25 = 3.2 requests/s; 5 requests/s need two.
-constexpr const char* kPool = R"(
-devices:
-  - {id: a, device: cpu, price_per_hour: 0.5, labels: {vendor: xco}}
-  - {id: b, device: cpu, price_per_hour: 0.5, labels: {vendor: yco}}
-  - {id: c, device: cpu, price_per_hour: 0.9, labels: {vendor: zco}}
-workload: {rps: 5, prompt_tokens: 50, output_tokens: 40}
-)";
+constexpr const char* kPool = testing::kThreeVendorPool;
 
+// The pool's equal speeds, measured with 4 sequences.
 pool::ProbeResults probe_all(const Ids& ids) {
-  pool::ProbeResults out;
-  for (const std::string& id : ids) {
-    pool::DeviceSpeed s;
-    s.prefill_tps = 1000;
-    s.decode_tps = 100;
-    s.decode_tps_batched = 200;
-    s.parallel = 4;
-    out[id] = s;
-  }
-  return out;
+  return testing::equal_speeds(ids, 4);
 }
 
 Ids sorted(Ids v) {

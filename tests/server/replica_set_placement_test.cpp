@@ -16,35 +16,25 @@
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
 #include "served_model.h"
+#include "served_requests.h"
 #include "server/pool_placement.h"
 #include "server/replica_set.h"
+#include "three_vendor_pool.h"
 
 namespace luzao::server {
 namespace {
 
 using namespace std::chrono_literals;
+using luzao::testing::collect;
+using luzao::testing::Outcome;
 using Ids = std::vector<std::string>;
 
-// Equal speeds (prefill 1000, decode 100, batched 200 t/s): 50 + 40 tokens keep a replica busy
-// 0.25 s per request, 3.2 requests/s at 80%; 5 requests/s need two of the three devices, the two
-// cheapest ('a' and 'b'); 'c' waits on standby. Drained 'a' is replaced by 'c'.
+// testing::kThreeVendorPool: 'a' and 'b' are placed, 'c' waits on standby; drained 'a' is
+// replaced by 'c'.
 ReplicaPlanning planning(const std::string& extra_policy = "") {
-  const std::string text = R"(
-devices:
-  - {id: a, device: cpu, price_per_hour: 0.5, labels: {vendor: xco}}
-  - {id: b, device: cpu, price_per_hour: 0.5, labels: {vendor: yco}}
-  - {id: c, device: cpu, price_per_hour: 0.9, labels: {vendor: zco}}
-workload: {rps: 5, prompt_tokens: 50, output_tokens: 40}
-)" + extra_policy;
-  pool::ProbeResults probe;
-  for (const char* id : {"a", "b", "c"}) {
-    pool::DeviceSpeed s;
-    s.prefill_tps = 1000;
-    s.decode_tps = 100;
-    s.decode_tps_batched = 200;
-    probe[id] = s;
-  }
-  return plan_startup(pool::parse_pool_spec(text, "p.yaml"), probe);
+  return plan_startup(
+      pool::parse_pool_spec(std::string(luzao::testing::kThreeVendorPool) + extra_policy, "p.yaml"),
+      luzao::testing::equal_speeds({"a", "b", "c"}));
 }
 
 class PlacedReplicaSetTest : public ::testing::Test {
@@ -57,16 +47,7 @@ class PlacedReplicaSetTest : public ::testing::Test {
     delete path_;
   }
 
-  static EngineOptions engine_options() {
-    EngineOptions o;
-    o.model_path = *path_;
-    o.device = "cpu";
-    o.threads = 1;
-    o.ctx_size = 128;
-    o.max_sequences = 4;
-    o.max_batch_tokens = 64;
-    return o;
-  }
+  static EngineOptions engine_options() { return luzao::testing::served_engine_options(*path_); }
 
   static ReplicaSetOptions set_options(ReplicaPlanning plan) {
     ReplicaSetOptions o;
@@ -79,37 +60,11 @@ class PlacedReplicaSetTest : public ::testing::Test {
   }
 
   static GenerationRequest request(int salt, int max_tokens) {
-    GenerationRequest r;
-    r.prompt = {1};
-    for (int i = 1; i < 6 + salt % 5; ++i) r.prompt.push_back(3 + (i * 7 + salt * 13) % 290);
-    r.max_tokens = max_tokens;
-    r.sampling.temperature = 0;
-    return r;
-  }
-
-  static std::string collect(GenerationStream& stream, GenerationUpdate* last = nullptr) {
-    std::string text;
-    GenerationUpdate u;
-    while (true) {
-      if (!stream.wait(u, 30000ms)) {
-        ADD_FAILURE() << "no news for 30 s";
-        break;
-      }
-      text += u.text;
-      if (u.finished) break;
-    }
-    if (last != nullptr) *last = u;
-    return text;
+    return luzao::testing::salted_request(salt, max_tokens);
   }
 
   static std::vector<std::string> undisturbed(const std::vector<GenerationRequest>& requests) {
-    Engine e(engine_options());
-    Scheduler s(e, SchedulerOptions{.max_sequences = 4});
-    std::vector<std::shared_ptr<GenerationStream>> streams;
-    for (const auto& r : requests) streams.push_back(s.submit(r));
-    std::vector<std::string> out;
-    for (auto& st : streams) out.push_back(collect(*st));
-    return out;
+    return luzao::testing::undisturbed(engine_options(), requests);
   }
 
   static ReplicaReport find(const ReplicaSet& set, const std::string& id) {
@@ -180,11 +135,9 @@ TEST_F(PlacedReplicaSetTest, StandbyDeviceStartsWhenAPlacedOneIsDrained) {
   EXPECT_TRUE(p->replans[0].feasible);
   EXPECT_NEAR(p->cost_per_hour, 1.4, 1e-9);
   for (size_t i = 0; i < streams.size(); ++i) {
-    GenerationUpdate last;
-    std::string text = collect(*streams[i], &last);
-    if (i == 0) text = first.text + text;
-    EXPECT_EQ(text, expected[i]) << "request " << i;
-    EXPECT_NE(last.reason, FinishReason::kError) << last.error;
+    const Outcome o = collect(*streams[i]);
+    EXPECT_EQ(i == 0 ? first.text + o.text : o.text, expected[i]) << "request " << i;
+    EXPECT_NE(o.last.reason, FinishReason::kError) << o.last.error;
   }
   EXPECT_GT(set.migrations(), 0u);  // the drain caught requests running or queued on 'a'
   EXPECT_EQ(set.lost_requests(), 0u);
@@ -199,7 +152,7 @@ TEST_F(PlacedReplicaSetTest, StandbyDeviceStartsWhenAPlacedOneIsDrained) {
     ASSERT_NE(later.back(), nullptr);
   }
   const std::vector<std::string> expected_more = undisturbed(more);
-  for (size_t i = 0; i < later.size(); ++i) EXPECT_EQ(collect(*later[i]), expected_more[i]);
+  for (size_t i = 0; i < later.size(); ++i) EXPECT_EQ(collect(*later[i]).text, expected_more[i]);
   const ReplicaReport c1 = find(set, "c");
   EXPECT_GT(c1.routed, 0u);
   EXPECT_GT(c1.stats.finished, 0u);
@@ -228,9 +181,7 @@ TEST_F(PlacedReplicaSetTest, AFailedLoadMarksTheDeviceFailedInOneLine) {
   EXPECT_FALSE(p->replans[1].feasible);
   SubmitResult r = set.submit(request(3, 4), 0);
   ASSERT_NE(r.stream, nullptr) << r.refusal;
-  GenerationUpdate last;
-  collect(*r.stream, &last);
-  EXPECT_EQ(last.reason, FinishReason::kLength);
+  EXPECT_EQ(collect(*r.stream).last.reason, FinishReason::kLength);
 }
 
 TEST_F(PlacedReplicaSetTest, EmbargoKeepsAStandbyDeviceOfThatVendorOut) {

@@ -16,12 +16,15 @@
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
 #include "served_model.h"
+#include "served_requests.h"
 #include "server/replica_set.h"
 
 namespace luzao::server {
 namespace {
 
 using namespace std::chrono_literals;
+using luzao::testing::collect;
+using luzao::testing::Outcome;
 
 class ReplicaSetTest : public ::testing::Test {
  protected:
@@ -34,14 +37,7 @@ class ReplicaSetTest : public ::testing::Test {
   }
 
   static EngineOptions engine_options(int max_sequences = 4) {
-    EngineOptions o;
-    o.model_path = *path_;
-    o.device = "cpu";
-    o.threads = 1;
-    o.ctx_size = 128;
-    o.max_sequences = max_sequences;
-    o.max_batch_tokens = 64;
-    return o;
+    return luzao::testing::served_engine_options(*path_, max_sequences);
   }
 
   static ReplicaSetOptions set_options(int max_sequences = 4) {
@@ -53,50 +49,13 @@ class ReplicaSetTest : public ::testing::Test {
     return o;
   }
 
-  static std::vector<int32_t> prompt(int n, int salt) {
-    std::vector<int32_t> p = {1};
-    for (int i = 1; i < n; ++i) p.push_back(3 + (i * 7 + salt * 13) % 290);
-    return p;
-  }
-
   static GenerationRequest request(int salt, int max_tokens, float temperature = 0) {
-    GenerationRequest r;
-    r.prompt = prompt(6 + salt % 5, salt);
-    r.max_tokens = max_tokens;
-    r.sampling.temperature = temperature;
-    r.sampling.seed = 1000 + static_cast<uint64_t>(salt);
-    return r;
-  }
-
-  struct Outcome {
-    std::string text;
-    GenerationUpdate last;
-  };
-
-  static Outcome collect(GenerationStream& stream) {
-    Outcome o;
-    GenerationUpdate u;
-    while (true) {
-      if (!stream.wait(u, 30000ms)) {
-        ADD_FAILURE() << "no news for 30 s";
-        break;
-      }
-      o.text += u.text;
-      if (u.finished) break;
-    }
-    o.last = u;
-    return o;
+    return luzao::testing::salted_request(salt, max_tokens, temperature);
   }
 
   // The undisturbed outcome of each request, one scheduler, nothing withdrawn.
   static std::vector<std::string> undisturbed(const std::vector<GenerationRequest>& requests) {
-    Engine e(engine_options());
-    Scheduler s(e, SchedulerOptions{.max_sequences = 4});
-    std::vector<std::shared_ptr<GenerationStream>> streams;
-    for (const auto& r : requests) streams.push_back(s.submit(r));
-    std::vector<std::string> out;
-    for (auto& st : streams) out.push_back(collect(*st).text);
-    return out;
+    return luzao::testing::undisturbed(engine_options(), requests);
   }
 
   static std::filesystem::path* path_;

@@ -12,15 +12,13 @@
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
 #include "served_model.h"
+#include "served_requests.h"
 
 namespace luzao {
 namespace {
 
-struct Outcome {
-  std::vector<int32_t> tokens;  // re-tokenized is not possible on bytes: we compare text
-  std::string text;
-  GenerationUpdate last;
-};
+using testing::collect;
+using testing::Outcome;
 
 class SchedulerTest : public ::testing::Test {
  protected:
@@ -43,11 +41,7 @@ class SchedulerTest : public ::testing::Test {
     return std::make_unique<Engine>(o);
   }
 
-  static std::vector<int32_t> prompt(int n, int salt) {
-    std::vector<int32_t> p = {1};
-    for (int i = 1; i < n; ++i) p.push_back(3 + (i * 7 + salt * 13) % 290);
-    return p;
-  }
+  static std::vector<int32_t> prompt(int n, int salt) { return testing::salted_prompt(n, salt); }
 
   // The reference: Session::generate on a fresh engine, greedy.
   std::string alone(const std::vector<int32_t>& p, int max_tokens) {
@@ -62,21 +56,6 @@ class SchedulerTest : public ::testing::Test {
       return true;
     });
     return text;
-  }
-
-  static Outcome collect(GenerationStream& stream) {
-    Outcome o;
-    GenerationUpdate u;
-    while (true) {
-      if (!stream.wait(u, std::chrono::milliseconds(30000))) {
-        ADD_FAILURE() << "no news for 30 s";
-        break;
-      }
-      o.text += u.text;
-      if (u.finished) break;
-    }
-    o.last = u;
-    return o;
   }
 
   static GenerationRequest greedy(std::vector<int32_t> p, int max_tokens) {
