@@ -19,8 +19,6 @@
 namespace luzao::cpu {
 namespace {
 
-constexpr int kMaxHeadDim = 256;
-
 // Lane j of the result is the sum of the lanes of v[j].
 LUZAO_AVX512_INLINE __m512 transpose_sum16(const __m512 (&v)[16]) {
   __m512 t[8], u[4];
@@ -339,7 +337,7 @@ using AttendRowFn = void (*)(const AttentionArgs&, const AttentionParams&, const
                              int, int, Scratch&);
 
 // The kernels of one head size: attend_block, and attend_row for 1..kRowRegisters / kChunks
-// query heads at once.
+// query heads at once. Tables built at compile time: attention picks one per call.
 struct Kernels {
   AttendFn block = nullptr;
   AttendRowFn row[kRowRegisters + 1] = {};  // by query heads; nullptr: not instantiated
@@ -347,7 +345,7 @@ struct Kernels {
 };
 
 template <int kChunks, bool kQ8, int... NQ>
-Kernels kernels_for(std::integer_sequence<int, NQ...>) {
+constexpr Kernels kernels_for(std::integer_sequence<int, NQ...>) {
   Kernels k;
   k.block = attend_block<kChunks, kQ8>;
   ((k.row[NQ + 1] = attend_row<kChunks, NQ + 1, kQ8>), ...);
@@ -356,33 +354,33 @@ Kernels kernels_for(std::integer_sequence<int, NQ...>) {
 }
 
 template <int kChunks, bool kQ8>
-Kernels kernels_for() {
-  return kernels_for<kChunks, kQ8>(std::make_integer_sequence<int, kRowRegisters / kChunks>());
-}
+constexpr Kernels kKernels =
+    kernels_for<kChunks, kQ8>(std::make_integer_sequence<int, kRowRegisters / kChunks>());
 
+// The kernels for `head_dim`; nullptr where there are none (Q8_0 heads must fill whole blocks).
 template <bool kQ8>
-Kernels pick(int head_dim) {
+const Kernels* pick(int head_dim) {
   switch (head_dim) {
     case 32:
-      return kernels_for<2, kQ8>();
+      return &kKernels<2, kQ8>;
     case 48:
-      return kQ8 ? Kernels{} : kernels_for<3, kQ8>();
+      return kQ8 ? nullptr : &kKernels<3, kQ8>;
     case 64:
-      return kernels_for<4, kQ8>();
+      return &kKernels<4, kQ8>;
     case 80:
-      return kQ8 ? Kernels{} : kernels_for<5, kQ8>();
+      return kQ8 ? nullptr : &kKernels<5, kQ8>;
     case 96:
-      return kernels_for<6, kQ8>();
+      return &kKernels<6, kQ8>;
     case 128:
-      return kernels_for<8, kQ8>();
+      return &kKernels<8, kQ8>;
     case 160:
-      return kernels_for<10, kQ8>();
+      return &kKernels<10, kQ8>;
     case 192:
-      return kernels_for<12, kQ8>();
+      return &kKernels<12, kQ8>;
     case 256:
-      return kernels_for<16, kQ8>();
+      return &kKernels<16, kQ8>;
     default:
-      return {};
+      return nullptr;
   }
 }
 
@@ -394,10 +392,9 @@ bool attention_avx512(CpuContext& ctx, const AttentionArgs& a, const AttentionPa
     return false;
   }
   const bool q8 = a.k.dtype == DType::kQ8_0;
-  const Kernels kernels = p.head_dim > kMaxHeadDim ? Kernels{}
-                          : q8                     ? pick<true>(p.head_dim)
-                                                   : pick<false>(p.head_dim);
-  if (kernels.block == nullptr) return false;
+  const Kernels* found = q8 ? pick<true>(p.head_dim) : pick<false>(p.head_dim);
+  if (found == nullptr) return false;
+  const Kernels& kernels = *found;
   // Blocks of up to kBlockRows consecutive query rows of one sequence.
   const int64_t rows = a.q.rows;
   auto* starts = ctx.shared.get_as<int64_t>(static_cast<size_t>(rows) + 1);
